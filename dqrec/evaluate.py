@@ -183,3 +183,17 @@ def _check_inputs(samples, known, n_items, protocols, ks, batch_size):
     if users.min() < 0 or users.max() >= known.shape[0]:
         raise ValueError(f"user indices must lie in [0, {known.shape[0]}), got [{users.min()}, {users.max()}]")
     return known, _check_ks(ks)
+
+
+def validation_criterion(split, seed: int = 0):
+    """Early-stopping criterion shared by the trained models: in-batch NDCG@10 on ``split.valid``.
+
+    Models with ``for_part`` (DQRec) score candidates in their state before the validation period.
+    """
+    def criterion(model) -> float:
+        scorer = model.for_part("valid") if hasattr(model, "for_part") else model
+        res = evaluate(scorer, split.valid, split.known(), split.n_items, protocols=("in_batch",), ks=(10,),
+                       seed=seed, progress=False)
+        return float(res.loc[res.metric == "NDCG", "value"].iloc[0])
+
+    return criterion

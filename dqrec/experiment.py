@@ -96,3 +96,59 @@ def timer():
         yield elapsed
     finally:
         end = time.perf_counter()
+
+
+# --------------------------------------------------------------------------------------------
+# Running models
+# --------------------------------------------------------------------------------------------
+MODEL_NAMES = ("DQRec", "DualTower", "MF-BPR", "EASE", "ItemKNN", "MostPopular")
+
+
+def fit_model(name: str, split, seed: int, params: dict, **overrides):
+    """Fit model ``name`` on ``split.train`` (early stopping on valid where the model trains)."""
+    from .baselines import BASELINES
+    from .evaluate import validation_criterion
+    from .model import DQRec, DualTower
+
+    progress = params.get("progress", True)
+    if name in ("DQRec", "DualTower"):
+        cls = DQRec if name == "DQRec" else DualTower
+        kw = dict(seed=seed, epochs=params["epochs"], patience=params["patience"], progress=progress,
+                  representation_epochs=params.get("representation_epochs", 3))
+        kw.update({k: params[k] for k in ("n_layers", "codebook_size", "beta", "k", "k_latent") if k in params})
+        return cls(**{**kw, **overrides}).fit(split, evaluate_valid=validation_criterion(split, seed))
+    if name == "MF-BPR":
+        model = BASELINES[name](epochs=params["epochs"], patience=params["patience"], seed=seed, progress=progress)
+        return model.fit(split.train, split.n_users, split.n_items, valid_fn=validation_criterion(split, seed))
+    if name in BASELINES:
+        return BASELINES[name]().fit(split.train, split.n_users, split.n_items)
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+
+
+def run_models(split, models, seeds, params: dict, progress: bool = True) -> pd.DataFrame:
+    """Fit and test every (model, seed); long format with both protocols and the wall time of each run."""
+    from tqdm.auto import tqdm
+
+    from .evaluate import evaluate
+
+    frames = []
+    for name in models:
+        deterministic = name in ("EASE", "ItemKNN", "MostPopular")
+        for seed in tqdm(seeds[:1] if deterministic else seeds, desc=name, disable=not progress, leave=False):
+            with timer() as fit_time:
+                model = fit_model(name, split, seed, params)
+            with timer() as eval_time:
+                res = evaluate(model, split.test, split.known(), split.n_items, seed=seed, progress=False)
+            frames.append(res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
+                                     fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2)))
+    cols = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
+            "eval_seconds"]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± sd over seeds, one row per (dataset, split, protocol, model, metric@k)."""
+    g = results.groupby(["dataset", "split", "protocol", "model", "metric", "k"]).value
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out

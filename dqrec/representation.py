@@ -32,7 +32,7 @@ class FeatureEmbedding(nn.Module):
     def __init__(self, table: FeatureTable, dim: int):
         super().__init__()
         self.register_buffer("categorical", torch.as_tensor(table.categorical, dtype=torch.long))
-        multi = torch.as_tensor(table.multi_hot, dtype=torch.float32)
+        multi = torch.tensor(table.multi_hot, dtype=torch.float32)
         self.register_buffer("multi", multi / multi.sum(1, keepdim=True).clamp(min=1))
         self.fields = nn.ModuleList(nn.Embedding(c, dim) for c in table.cardinalities)
         self.genres = nn.Linear(multi.shape[1], dim, bias=False) if multi.shape[1] else None

@@ -134,10 +134,10 @@ def torch_equal(a, b):
 
 
 def test_mf_bpr_negatives_avoid_train_positives():
-    from dqrec.baselines.mf import _sample_negatives
+    from dqrec.baselines.mf import sample_negatives
     users = np.repeat(np.arange(3), 1000)
     keys = np.sort(np.array([0 * 4 + 0, 0 * 4 + 1, 0 * 4 + 2, 1 * 4 + 3]))
-    neg = _sample_negatives(users, keys, 4, np.random.default_rng(0))
+    neg = sample_negatives(users, keys, 4, np.random.default_rng(0))
     assert (neg[users == 0] == 3).all()
     assert set(neg[users == 1]) == {0, 1, 2} and set(neg[users == 2]) == {0, 1, 2, 3}
     assert not np.isin(users * 4 + neg, keys).any()

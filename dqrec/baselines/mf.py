@@ -48,7 +48,7 @@ class MFBPR(torch.nn.Module):
         bar = tqdm(range(self.epochs), desc="MF-BPR", disable=not self.progress, leave=False)
         for epoch in bar:
             order = rng.permutation(len(users))
-            negatives = _sample_negatives(users[order], positive_keys, n_items, rng)
+            negatives = sample_negatives(users[order], positive_keys, n_items, rng)
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 sl = slice(start, start + self.batch_size)
@@ -81,7 +81,7 @@ class MFBPR(torch.nn.Module):
         return (self.user_emb[u] @ self.item_emb[torch.tensor(items, dtype=torch.int64)].T).numpy()
 
 
-def _sample_negatives(users: np.ndarray, positive_keys: np.ndarray, n_items: int,
+def sample_negatives(users: np.ndarray, positive_keys: np.ndarray, n_items: int,
                       rng: np.random.Generator) -> np.ndarray:
     """(len(users),) uniform items, redrawn where (user, item) is a train positive."""
     negatives = rng.integers(0, n_items, len(users))

@@ -1,0 +1,122 @@
+"""Feature and linkage augmentation from semantic IDs (paper Section 4.3.1-4.3.2, Eqs. 14-19).
+
+For one side (users or items) :func:`augment_side` takes the representation of every sample,
+fits a DQ-VAE on the *store* (each entity at its most recent training sample, Section 4.3.2) and
+returns, for every sample:
+
+* ``codes`` (N, L): the sample's semantic ID (Eq. 9), the input of feature augmentation (Eq. 14);
+* ``explicit`` (N, K): Q_u, the K store entities whose quantised representation z_hat is nearest to
+  the sample's z_hat (Eq. 15), the entity itself excluded;
+* ``latent`` (N, L*K'): for each layer l, the K' nearest to z_hat^{lat,l}, the reconstruction with
+  layer l's code replaced by its runner-up (Eqs. 16-18);
+* ``neighbours`` (N, K + L*K'): their union Q^all (Eq. 19), duplicates replaced by -1.
+
+Leakage: the store holds only training samples, and under the temporal split only those strictly
+before the first validation sample, so a validation or test sample's neighbours are found among
+states that are strictly in its past. Its own z_hat comes from its own sequence (strictly before t).
+Many samples share one semantic ID, so the exact faiss search runs once per distinct ID.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from .data import Split
+from .dqvae import DQVAE
+
+
+@dataclass
+class SideAugmentation:
+    """Semantic IDs and neighbours of every sample's user (or item) side; -1 pads."""
+
+    side: str
+    codes: np.ndarray
+    explicit: np.ndarray
+    latent: np.ndarray
+    neighbours: np.ndarray
+    store: np.ndarray  # (n_entities,) row of each entity's stored state, -1 if not in the store
+    quantizer: DQVAE
+
+
+def store_rows(split: Split, side: str) -> np.ndarray:
+    """(n_entities,) the training sample that holds each entity's stored state, -1 if none.
+
+    Under the temporal split only training samples strictly before the first validation sample
+    count, so that every later sample's neighbours are strictly in its past.
+    """
+    train = split.train
+    if split.kind == "temporal" and len(split.valid):
+        train = train[train.timestamp < split.valid.timestamp.min()]
+    n = split.n_users if side == "user" else split.n_items
+    out = np.full(n, -1, np.int64)
+    last = train.groupby(side, sort=False).tail(1)
+    out[last[side].to_numpy()] = last.index.to_numpy()
+    return out
+
+
+def _row_keys(codes: np.ndarray, base: int) -> np.ndarray:
+    """One int64 key per row of (N, L) codes, for np.unique over semantic IDs."""
+    keys = np.zeros(len(codes), np.int64)
+    for col in codes.T:
+        keys = keys * base + col
+    return keys
+
+
+def search_distinct(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) store positions nearest to decode(codes), one faiss search per distinct code row."""
+    _, first, inverse = np.unique(_row_keys(codes, quantizer.codebook_size + 1), return_index=True,
+                                  return_inverse=True)
+    queries = np.ascontiguousarray(quantizer.decode(codes[first]), dtype=np.float32)
+    _, found = index.search(queries, min(k, index.ntotal))
+    return found[inverse.ravel()]
+
+
+def drop_self(found: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
+    """Map store positions to entity ids, remove each row's own entity, keep the first k (-1 pads)."""
+    ent = np.where(found >= 0, ids[np.clip(found, 0, None)], -1)
+    ent = np.where(ent == self_ids[:, None], -1, ent)
+    order = np.argsort(ent < 0, axis=1, kind="stable")  # valid entries first, order kept
+    ent = np.take_along_axis(ent, order, 1)[:, :k]
+    return np.pad(ent, ((0, 0), (0, k - ent.shape[1])), constant_values=-1)
+
+
+def union_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Row-wise union of id arrays: concatenated, sorted, repeated ids and pads set to -1."""
+    cat = np.sort(np.concatenate(parts, 1), 1)
+    dup = np.zeros_like(cat, bool)
+    dup[:, 1:] = cat[:, 1:] == cat[:, :-1]
+    return np.where(dup, -1, cat)
+
+
+def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int = 4, codebook_size: int = 128,
+                 beta: float = 0.25, k: int = 30, k_latent: int = 2, seed: int = 0,
+                 fit_method: str = "kmeans") -> SideAugmentation:
+    """Semantic IDs and Q^all for every sample of one side.
+
+    embeddings: (N, d) representation of every sample's ``side`` (RepresentationModel.sample_embeddings).
+    """
+    if embeddings.shape[0] != len(split.samples):
+        raise ValueError(f"need one embedding per sample ({len(split.samples)}), got {embeddings.shape[0]}")
+    if k < 1 or k_latent < 0:
+        raise ValueError(f"k must be >= 1 and k_latent >= 0, got k={k}, k_latent={k_latent}")
+    store = store_rows(split, side)
+    ids = np.flatnonzero(store >= 0)  # store position -> entity id
+    dq = DQVAE(n_layers=n_layers, codebook_size=codebook_size, beta=beta, seed=seed, fit_method=fit_method)
+    dq.fit(embeddings[store[ids]])
+    codes = dq.encode(embeddings)
+    index = faiss.IndexFlatL2(embeddings.shape[1])
+    index.add(np.ascontiguousarray(dq.decode(codes[store[ids]]), dtype=np.float32))
+    self_ids = split.samples[side].to_numpy()
+
+    explicit = drop_self(search_distinct(index, dq, codes, k + 1), ids, self_ids, k)
+    latent_parts = []
+    if k_latent:
+        latent_codes = dq.latent_codes(embeddings)
+        for layer in range(n_layers):
+            swapped = codes.copy()
+            swapped[:, layer] = latent_codes[:, layer]
+            latent_parts.append(drop_self(search_distinct(index, dq, swapped, k_latent + 1), ids, self_ids, k_latent))
+    latent = np.concatenate(latent_parts, 1) if latent_parts else np.zeros((len(codes), 0), np.int64)
+    return SideAugmentation(side, codes, explicit, latent, union_rows([explicit, latent]), store, dq)

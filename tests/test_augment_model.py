@@ -1,0 +1,116 @@
+"""Augmentation (Eqs. 14-19), the DQRec / DualTower model and the representation model."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqrec import augment, data
+from dqrec.baselines.mf import sample_negatives
+from dqrec.model import DQRec, DualTower, ItemStateLookup
+from dqrec.representation import RepresentationModel
+
+
+def planted_split(n_users=120, n_items=60, per_user=25, seed=0, kind="temporal"):
+    """Two user groups, each liking its own half of the items; attributes tell the groups apart."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        group = u % 2
+        items = rng.choice(np.arange(group * n_items // 2, (group + 1) * n_items // 2), per_user, replace=False)
+        times = np.sort(rng.integers(0, 10_000, per_user))
+        rows += [(u, i, 5.0, float(t)) for i, t in zip(items, times)]
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    users = pd.DataFrame({"gender": ["F" if u % 2 else "M" for u in range(n_users)]}, index=pd.Index(range(n_users)))
+    items = pd.DataFrame({"genres": ["A" if i < n_items // 2 else "B" for i in range(n_items)],
+                          "title": [f"item {i}" for i in range(n_items)]}, index=pd.Index(range(n_items)))
+    return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=8)
+
+
+def test_item_state_lookup_is_strictly_before():
+    samples = pd.DataFrame({"item": [0, 0, 1, 0], "timestamp": [5, 10, 7, 10]}, index=[10, 11, 12, 13])
+    lookup = ItemStateLookup(samples)
+    got = lookup.latest_before(np.array([0, 0, 0, 1, 1, 2]), np.array([5, 6, 11, 7, 8, 100]))
+    assert got[[0, 1, 3, 4, 5]].tolist() == [-1, 10, -1, 12, -1]
+    assert got[2] in (11, 13)  # two samples of item 0 at t=10: either is the latest before 11
+
+
+def test_sample_negatives_avoid_train_positives():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(5), 200)
+    keys = np.sort(np.array([u * 10 + i for u in range(5) for i in range(8)]))  # each user likes items 0..7
+    neg = sample_negatives(users, keys, 10, rng)
+    assert set(neg) <= {8, 9}
+
+
+def test_union_and_drop_self():
+    ids = np.array([7, 8, 9, 10])
+    found = np.array([[0, 1, 2], [3, 2, -1]])
+    out = augment.drop_self(found, ids, np.array([8, 5]), k=2)
+    assert out.tolist() == [[7, 9], [10, 9]]
+    union = augment.union_rows([np.array([[1, 2], [3, -1]]), np.array([[2, 4], [3, 3]])])
+    assert [sorted(set(r[r >= 0])) for r in union] == [[1, 2, 4], [3]]
+    assert all((np.sort(r[r >= 0]) == np.unique(r[r >= 0])).all() for r in union)
+
+
+def test_store_holds_only_strictly_earlier_training_states():
+    split = planted_split()
+    store = augment.store_rows(split, "user")
+    first_valid = split.valid.timestamp.min()
+    held = store[store >= 0]
+    assert (split.samples.part.to_numpy()[held] == "train").all()
+    assert (split.samples.timestamp.to_numpy()[held] < first_valid).all()
+
+
+def test_representation_separates_planted_groups():
+    split = planted_split()
+    rep = RepresentationModel(dim=16, hidden=32, epochs=8, batch_size=256, progress=False).fit(split)
+    assert rep.loss_history_[-1] < rep.loss_history_[0]
+    z = rep.entity_embeddings(split, "user")
+    has = ~np.isnan(z[:, 0])
+    group = np.arange(split.n_users) % 2
+    centroid = [z[has & (group == g)].mean(0) for g in (0, 1)]
+    nearest = np.argmin([((z[has] - c) ** 2).sum(1) for c in centroid], axis=0)
+    assert (nearest == group[has]).mean() > 0.9
+    with pytest.raises(ValueError, match="side must be"):
+        rep.embed(split, np.arange(3), "both")
+
+
+def test_augment_side_shapes_no_self_no_future():
+    split = planted_split()
+    rep = RepresentationModel(dim=16, hidden=32, epochs=3, batch_size=256, progress=False).fit(split)
+    emb = rep.sample_embeddings(split, "user")
+    aug = augment.augment_side(split, emb, "user", n_layers=2, codebook_size=8, k=5, k_latent=2)
+    n = len(split.samples)
+    assert aug.codes.shape == (n, 2) and aug.explicit.shape == (n, 5) and aug.latent.shape == (n, 4)
+    users = split.samples.user.to_numpy()
+    assert not (aug.neighbours == users[:, None]).any()
+    in_store = np.flatnonzero(aug.store >= 0)
+    assert np.isin(aug.neighbours[aug.neighbours >= 0], in_store).all()
+    # Explicit neighbours are the nearest by quantised representation: planted groups mostly agree.
+    group = users % 2
+    nb = aug.explicit
+    same = (nb >= 0) & ((nb % 2) == group[:, None])
+    assert same.sum() / (nb >= 0).sum() > 0.8
+    with pytest.raises(ValueError, match="one embedding per sample"):
+        augment.augment_side(split, emb[:10], "user")
+
+
+def test_dqrec_and_dualtower_train_and_score():
+    split = planted_split()
+    kw = dict(dim=16, hidden=32, epochs=3, patience=5, n_layers=2, codebook_size=8, k=5, k_latent=1,
+              representation_epochs=2, batch_size=256, progress=False)
+    for model in (DQRec(**kw), DualTower(**kw)):
+        model.fit(split)
+        test = split.test
+        scores = model.score(test.iloc[:7], np.arange(split.n_items))
+        assert scores.shape == (7, split.n_items) and np.isfinite(scores).all()
+        assert len(model.history_) >= 1
+    assert DualTower(**kw).uses_semantic_ids is False and DQRec(**kw).uses_semantic_ids is True
+
+
+def test_dqrec_is_deterministic():
+    split = planted_split()
+    kw = dict(dim=16, hidden=32, epochs=2, n_layers=2, codebook_size=8, k=5, k_latent=1,
+              representation_epochs=1, batch_size=256, progress=False, seed=3)
+    a, b = DQRec(**kw).fit(split), DQRec(**kw).fit(split)
+    batch = split.test.iloc[:5]
+    np.testing.assert_allclose(a.score(batch, np.arange(10)), b.score(batch, np.arange(10)), rtol=1e-5)
