@@ -12,18 +12,18 @@ Fit on an (N, d) matrix Z of representations, N > d:
 Encoding is x_l = (z - z_bar) W_l (Eq. 8) and c_l = argmin_j ||x_l - r_l^j||^2 (Eq. 9); decoding
 is z_hat = sum_l r_l^{c_l} W_l^T + z_bar (Eq. 10).
 
-Why k-means is the exact optimum of the paper's loss. W is square and orthonormal and the W_l
-partition its columns, so z - z_bar = sum_l x_l W_l^T and z_hat - z = sum_l (r_l^{c_l} - x_l) W_l^T
-with mutually orthogonal column spaces. Hence
+Why training is per-layer k-means. W is square and orthonormal and the W_l partition its columns,
+so z - z_bar = sum_l x_l W_l^T and z_hat - z = sum_l (r_l^{c_l} - x_l) W_l^T with mutually
+orthogonal column spaces. Hence
 
     L_R = ||z_hat - z||^2 = sum_l ||x_l - r_l^{c_l}||^2 = L_C   (Eqs. 11, 12)
 
 exactly, and L_T = L_R + beta L_C = (1 + beta) L_C (Eq. 13). With the nearest-codeword assignment
-of Eq. 9, L_C splits into L independent terms, each the k-means objective of layer l's latents
-x_l. So ``fit_method="kmeans"`` (default) runs faiss k-means (Lloyd's algorithm) per layer, which
-solves exactly this problem, to a local optimum like any method, in a fraction of a second. The
-``"adam"`` path trains the codebooks literally, by Adam on L_T computed through the decoder from a
-short k-means start, and is kept to check that both reach the same loss (within a few percent).
+of Eq. 9, L_C splits into L independent terms, each the k-means objective of layer l's latents x_l.
+So ``fit_method="kmeans"`` (default) runs faiss k-means (Lloyd's algorithm, k-means++ seeding) per
+layer: it minimises L_T directly (to a local optimum, like any method) in a fraction of a second.
+The ``"adam"`` path trains the codebooks literally, by Adam on L_T computed through the decoder
+from a short k-means start; it is kept to check that both reach the same loss (within a few %).
 """
 from __future__ import annotations
 
@@ -59,12 +59,13 @@ def group_imbalance(variances, groups) -> Imbalance:
 
     The paper writes the difference without absolute value; summed over all ordered pairs that is
     identically zero, so the absolute difference is the meaningful reading. Also returns
-    max_l S_l / min_l S_l (inf if a group sums to 0).
+    max_l S_l / min_l S_l (inf if only some groups sum to 0, 1 if all do).
     """
     v = np.asarray(variances, dtype=np.float64)
     sums = np.array([v[g].sum() for g in groups])
     objective = float(np.abs(sums[:, None] - sums[None, :]).sum())
-    ratio = float(sums.max() / sums.min()) if sums.min() > 0 else float("inf")
+    with np.errstate(divide="ignore", over="ignore"):
+        ratio = float(sums.max() / sums.min()) if sums.max() > 0 else 1.0
     return Imbalance(objective, ratio)
 
 
@@ -174,10 +175,16 @@ def kmeans_plus_plus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def kmeans(x: np.ndarray, k: int, n_iter: int, seed: int, init: np.ndarray | None = None) -> np.ndarray:
-    """(k, dim) float64 centroids of faiss k-means on (n, dim) x, from ``init`` or k-means++ seeding."""
+    """(k, dim) float64 centroids of faiss k-means on (n, dim) x, from ``init`` or k-means++ seeding.
+
+    Like faiss's own training, the seeding looks at no more than 256 k points (a seeded sample).
+    """
     km = faiss.Kmeans(x.shape[1], k, niter=n_iter, seed=seed, verbose=False)
-    start = kmeans_plus_plus(x, k, seed) if init is None else init
-    km.train(np.ascontiguousarray(x, dtype=np.float32), init_centroids=np.ascontiguousarray(start, dtype=np.float32))
+    if init is None:
+        cap = km.cp.max_points_per_centroid * k
+        sample = x if len(x) <= cap else x[np.random.default_rng(seed).choice(len(x), cap, replace=False)]
+        init = kmeans_plus_plus(sample, k, seed)
+    km.train(np.ascontiguousarray(x, dtype=np.float32), init_centroids=np.ascontiguousarray(init, dtype=np.float32))
     return km.centroids.astype(np.float64)
 
 
@@ -372,7 +379,7 @@ class DQVAE:
         x = self.transform(Z)
         codes = np.stack([nearest(xl, c) for xl, c in zip(x, self.codebooks_)], axis=1)
         loss_r = float(((self.decode(codes) - np.asarray(Z, dtype=np.float64)) ** 2).sum(1).mean())
-        loss_c = float(sum(((xl - c[codes[:, l]]) ** 2).sum(1) for l, (xl, c) in enumerate(zip(x, self.codebooks_))).mean())
+        loss_c = float(sum(((xl - c[k]) ** 2).sum(1) for xl, c, k in zip(x, self.codebooks_, codes.T)).mean())
         return {"L_R": loss_r, "L_C": loss_c, "L_T": loss_r + self.beta * loss_c}
 
     # ----------------------------------------------------------------- persistence

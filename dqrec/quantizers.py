@@ -35,8 +35,6 @@ OPQ_KMEANS_ITERS = 4  # warm-started k-means iterations per OPQ alternation
 class Quantizer:
     """Common base: L layers of J codewords; subclasses implement ``_fit``, ``_encode``, ``_decode``."""
 
-    name = "quantizer"
-
     def __init__(self, n_layers: int = 4, codebook_size: int = 128, seed: int = 0, n_iter: int = 25):
         self.n_layers = n_layers
         self.codebook_size = codebook_size
@@ -51,13 +49,16 @@ class Quantizer:
         Z = check_matrix(Z)
         if Z.shape[0] < self.codebook_size:
             raise ValueError(f"codebook_size={self.codebook_size} exceeds the number of samples N={Z.shape[0]}")
-        self.d_ = Z.shape[1]
         self._fit(Z)
+        self.d_ = Z.shape[1]
         return self
 
-    def _check_input(self, Z) -> np.ndarray:
+    def _check_fitted(self) -> None:
         if not hasattr(self, "d_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(Z) first")
+
+    def _check_input(self, Z) -> np.ndarray:
+        self._check_fitted()
         Z = check_matrix(Z)
         if Z.shape[1] != self.d_:
             raise ValueError(f"Z has {Z.shape[1]} columns, the model was fitted on {self.d_}")
@@ -69,15 +70,12 @@ class Quantizer:
 
     def decode(self, codes) -> np.ndarray:
         """(N, d) reconstruction from (N, L) codes."""
-        if not hasattr(self, "d_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(Z) first")
+        self._check_fitted()
         return self._decode(check_codes(codes, self.n_layers, self.codebook_size))
 
 
 class PQ(Quantizer):
     """Product quantisation: one k-means codebook (J, d/L) per contiguous block of d/L columns."""
-
-    name = "PQ"
 
     def _blocks(self, d: int) -> list[slice]:
         if d % self.n_layers:
@@ -103,8 +101,6 @@ class PQ(Quantizer):
 class OPQ(PQ):
     """PQ on Z R with a learned orthogonal rotation R (d, d); decode maps back with R^T."""
 
-    name = "OPQ"
-
     def _fit(self, Z: np.ndarray) -> None:
         self.rotation_ = np.eye(Z.shape[1])
         self.codebooks_ = self._train_blocks(Z, self.n_iter)
@@ -123,8 +119,6 @@ class OPQ(PQ):
 
 class RQ(Quantizer):
     """Residual quantisation: level l quantises the residual left by levels < l, each codebook (J, d)."""
-
-    name = "RQ"
 
     def _fit(self, Z: np.ndarray) -> None:
         residual = Z.copy()
@@ -148,8 +142,6 @@ class RQ(Quantizer):
 
 class VQ(Quantizer):
     """Plain vector quantisation: one k-means codebook (J, d) on the full vector, so L = 1 and J distinct IDs."""
-
-    name = "VQ"
 
     def __init__(self, n_layers: int = 1, codebook_size: int = 128, seed: int = 0, n_iter: int = 25):
         super().__init__(1, codebook_size, seed, n_iter)  # n_layers is accepted for a uniform signature, and ignored
