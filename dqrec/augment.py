@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import faiss
 import numpy as np
+import pandas as pd
 
 from .data import Split
 from .dqvae import DQVAE
@@ -120,3 +123,74 @@ def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int 
             latent_parts.append(drop_self(search_distinct(index, dq, swapped, k_latent + 1), ids, self_ids, k_latent))
     latent = np.concatenate(latent_parts, 1) if latent_parts else np.zeros((len(codes), 0), np.int64)
     return SideAugmentation(side, codes, explicit, latent, union_rows([explicit, latent]), store, dq)
+
+
+# ----------------------------------------------------------------------------- diagnostics
+def neighbour_stats(aug: SideAugmentation) -> dict:
+    """How big Q, Q^lat and Q^all are, and how much the latent neighbours add (means per sample)."""
+    explicit, latent = aug.explicit, aug.latent
+    in_explicit = np.zeros(latent.shape, bool)
+    for j in range(explicit.shape[1]):
+        in_explicit |= (latent == explicit[:, [j]]) & (latent >= 0)
+    n_latent = (latent >= 0).sum(1)
+    return dict(explicit=float((explicit >= 0).sum(1).mean()), latent=float(n_latent.mean()),
+                latent_already_explicit=float(in_explicit.sum() / max(n_latent.sum(), 1)),
+                all=float((aug.neighbours >= 0).sum(1).mean()))
+
+
+def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """Jaccard overlap of training histories between each sample's entity and its neighbours.
+
+    For samples ``rows``: mean Jaccard with its explicit neighbours, with its latent neighbours and
+    with as many random entities (the chance level). Users' histories are item sets, items' user sets.
+    """
+    m = split.matrix(("train",))
+    x = (m if aug.side == "user" else m.T.tocsr()).astype(bool).astype(np.float32)
+    sizes = np.asarray(x.sum(1)).ravel()
+    owner = split.samples[aug.side].to_numpy()[rows]
+    rng = np.random.default_rng(seed)
+
+    def mean_jaccard(nbrs: np.ndarray) -> np.ndarray:
+        a, b = np.repeat(owner, nbrs.shape[1]), nbrs.ravel()
+        ok = b >= 0
+        inter = np.zeros(len(b))
+        inter[ok] = np.asarray(x[a[ok]].multiply(x[b[ok]]).sum(1)).ravel()
+        union = sizes[a] + np.where(ok, sizes[b.clip(min=0)], 0) - inter
+        jac = np.where(ok & (union > 0), inter / np.maximum(union, 1), np.nan).reshape(nbrs.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a sample without neighbours: NaN
+            return np.nanmean(jac, 1)
+
+    random = rng.integers(0, x.shape[0], aug.explicit[rows].shape)
+    return pd.DataFrame({"explicit": mean_jaccard(aug.explicit[rows]), "latent": mean_jaccard(aug.latent[rows]),
+                         "random": mean_jaccard(random)}, index=rows)
+
+
+def describe_user(split: Split, aug: SideAugmentation, row: int, n_neighbours: int = 3, n_titles: int = 4) -> pd.DataFrame:
+    """A user-side sample, its explicit and latent neighbours: semantic IDs, top genres, recent titles.
+
+    One row per entity; ``shared`` counts training items the neighbour shares with the sample's user.
+    """
+    if aug.side != "user":
+        raise ValueError("describe_user needs the user-side augmentation")
+    train = split.train
+    genres = split.items.get("genres", pd.Series("", index=split.items.index)).fillna("").to_numpy()
+    titles = split.items.get("title", pd.Series("", index=split.items.index)).fillna("").to_numpy()
+    history = train.groupby("user").item.apply(list)
+    user = int(split.samples.user[row])
+    mine = set(history.get(user, []))
+
+    def entry(role, u, code):
+        items = history.get(u, [])
+        top = pd.Series("|".join(genres[items]).split("|")).value_counts() if items else pd.Series(dtype=int)
+        top = top[top.index != ""]
+        return dict(role=role, user=split.user_ids[u], semantic_id="-".join(map(str, code)),
+                    train_items=len(items), shared=len(mine & set(items)),
+                    top_genres=", ".join(f"{g} {c / len(items):.0%}" for g, c in top.head(3).items()),
+                    recent_titles="; ".join(titles[items[-n_titles:]][::-1]))
+
+    rows = [entry("sample", user, aug.codes[row])]
+    for role, nbrs in (("explicit", aug.explicit[row]), ("latent", aug.latent[row])):
+        for u in nbrs[nbrs >= 0][:n_neighbours]:
+            rows.append(entry(role, int(u), aug.codes[aug.store[u]]))
+    return pd.DataFrame(rows)

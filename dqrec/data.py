@@ -25,8 +25,11 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pooch
 import scipy.sparse as sp
+
+with warnings.catch_warnings():  # pooch imports tqdm.auto, which warns in a kernel without ipywidgets
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import pooch
 
 POSITIVE_THRESHOLD = 3  # a rating above this is a positive (paper Section 6.1.1)
 PAD = -1  # padding value in sequence arrays

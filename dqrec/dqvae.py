@@ -179,7 +179,9 @@ def kmeans(x: np.ndarray, k: int, n_iter: int, seed: int, init: np.ndarray | Non
 
     Like faiss's own training, the seeding looks at no more than 256 k points (a seeded sample).
     """
-    km = faiss.Kmeans(x.shape[1], k, niter=n_iter, seed=seed, verbose=False)
+    # min_points_per_centroid=1: small stores (e.g. ML-100K's ~900 users, J=128) are legitimate
+    # here; faiss would otherwise print a warning on every fit.
+    km = faiss.Kmeans(x.shape[1], k, niter=n_iter, seed=seed, verbose=False, min_points_per_centroid=1)
     if init is None:
         cap = km.cp.max_points_per_centroid * k
         sample = x if len(x) <= cap else x[np.random.default_rng(seed).choice(len(x), cap, replace=False)]

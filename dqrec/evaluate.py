@@ -23,7 +23,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 PROTOCOLS = ("in_batch", "full")
 METRICS = ("Recall", "NDCG")
@@ -197,3 +197,13 @@ def validation_criterion(split, seed: int = 0):
         return float(res.loc[res.metric == "NDCG", "value"].iloc[0])
 
     return criterion
+
+
+def equivalent_full_k(ranks: dict, k: int = 10) -> int:
+    """Smallest K' with full-ranking Recall@K' >= in-batch Recall@k, from ``evaluate(..., return_ranks=True)``.
+
+    How deep into the full ranking the paper's in-batch Recall@k reaches (e.g. ~35 for @10 on ML-1M).
+    """
+    target = (ranks["in_batch"] < k).mean()
+    recall_at = np.cumsum(np.bincount(ranks["full"], minlength=1)) / len(ranks["full"])
+    return int(np.searchsorted(recall_at, target - 1e-12) + 1)

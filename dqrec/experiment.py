@@ -20,12 +20,16 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The paper's hyper-parameters (Section 6.1.4), shared by every profile.
+PAPER_HPARAMS = dict(n_layers=4, codebook_size=128, beta=0.25, k=30, k_latent=2)
+
 PROFILES: dict[str, dict] = {
-    "paper": dict(datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
-                  seeds=[0, 1, 2], epochs=30, patience=3, seq_len=20),
-    "quick": dict(datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
-                  seeds=[0], epochs=10, patience=2, seq_len=20),
-    "test": dict(datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1, seq_len=10),
+    "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
+                  seeds=[0, 1, 2], epochs=15, patience=2, seq_len=20, representation_epochs=3),
+    "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
+                  seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3),
+    "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
+                 seq_len=10, representation_epochs=1),
 }
 
 
@@ -125,9 +129,13 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
 
 
-def run_models(split, models, seeds, params: dict, progress: bool = True) -> pd.DataFrame:
-    """Fit and test every (model, seed); long format with both protocols and the wall time of each run."""
-    from tqdm.auto import tqdm
+def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None) -> pd.DataFrame:
+    """Fit and test every (model, seed); long format with both protocols and the wall time of each run.
+
+    ranks: if a dict is given, ``ranks[(dataset, split, model)]`` receives the first seed's per-sample
+    ranks under each protocol (for plots relating the two protocols).
+    """
+    from tqdm import tqdm
 
     from .evaluate import evaluate
 
@@ -138,11 +146,15 @@ def run_models(split, models, seeds, params: dict, progress: bool = True) -> pd.
             with timer() as fit_time:
                 model = fit_model(name, split, seed, params)
             with timer() as eval_time:
-                res = evaluate(model, split.test, split.known(), split.n_items, seed=seed, progress=False)
+                res, sample_ranks = evaluate(model, split.test, split.known(), split.n_items, seed=seed,
+                                             progress=False, return_ranks=True)
+            if ranks is not None and seed == seeds[0]:
+                ranks[(split.name, split.kind, name)] = sample_ranks
             frames.append(res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
-                                     fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2)))
+                                     fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
+                                     git_sha=git_sha()))
     cols = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
-            "eval_seconds"]
+            "eval_seconds", "git_sha"]
     return pd.concat(frames, ignore_index=True)[cols]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import FeatureTable, Split
 
@@ -96,12 +96,12 @@ class RepresentationModel:
         self.towers_ = FeatureTowers(split, self.dim, self.hidden)
         opt = torch.optim.Adam(self.towers_.parameters(), lr=self.lr)
         rows = split.train.index.to_numpy()
-        u, i = (torch.as_tensor(split.samples[c].to_numpy()) for c in ("user", "item"))
+        u, i = (torch.tensor(split.samples[c].to_numpy()) for c in ("user", "item"))
         useq, iseq = torch.as_tensor(split.user_seq, dtype=torch.long), torch.as_tensor(split.item_seq, dtype=torch.long)
         gen = torch.Generator().manual_seed(self.seed)
         self.loss_history_ = []
         for epoch in range(self.epochs):
-            perm = torch.as_tensor(rows)[torch.randperm(len(rows), generator=gen)]
+            perm = torch.tensor(rows)[torch.randperm(len(rows), generator=gen)]
             total, bar = 0.0, tqdm(range(0, len(perm), self.batch_size), desc=f"representation epoch {epoch + 1}",
                                    disable=not self.progress, leave=False)
             for start in bar:

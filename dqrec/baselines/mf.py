@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dqrec.baselines.popular import interaction_matrix
 

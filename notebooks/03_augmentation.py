@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Feature and linkage augmentation (Section 4.3, Eqs. 14-19)
+#
+# DQRec uses the semantic IDs twice. **Feature augmentation** (Eq. 14) gives each user and item L
+# extra embeddings, one per code, so entities that share a code share part of their input.
+# **Linkage augmentation** (Eqs. 15-19) links every sample to the K users (items) whose stored
+# quantised representation z_hat is nearest to its own, plus, for each layer l, the K' nearest to
+# z_hat^{lat,l}: its reconstruction with code c_l replaced by the runner-up codeword (the *latent*
+# pattern, Eq. 16). The model then mean-pools the ID embeddings of that union Q^all (Eq. 20).
+#
+# This chapter builds both on real data with `dqrec.augment.augment_side` and looks at what the
+# neighbours are.
+
+# %%
+import os
+
+# %% tags=["parameters"]
+profile = os.environ.get("DQREC_PROFILE", "quick")
+dataset = None  # None: the profile's main dataset
+n_layers = 4  # L
+codebook_size = 128  # J
+k = 30  # K
+k_latent = 2  # K'
+representation_epochs = 3
+seed = 0
+n_cases = 3
+
+# %%
+import warnings
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from dqrec import augment, data
+from dqrec.experiment import profile_params, timer, write_table
+from dqrec.quantizers import codebook_utilisation, collision_rate
+from dqrec.representation import RepresentationModel
+
+warnings.filterwarnings("ignore", message=".*have no timestamp.*")
+params = profile_params(profile, main_dataset=dataset, n_layers=n_layers, codebook_size=codebook_size, k=k,
+                        k_latent=k_latent, representation_epochs=representation_epochs, seed=seed)
+split = data.prepare(data.load(params["main_dataset"]), split="temporal", seq_len=params["seq_len"])
+print(f"{split.name}: {len(split.samples):,} samples, {split.n_users:,} users, {split.n_items:,} items")
+
+# %% [markdown]
+# ## Semantic IDs and neighbours for every sample
+#
+# The representation model (Section 4.2.1) embeds each sample's user and item side from features
+# and the recent sequence; DQ-VAE is fitted on the *store*, each entity at its most recent training
+# sample before the validation period, and encodes every sample.
+
+# %%
+with timer() as t_rep:
+    rep = RepresentationModel(epochs=representation_epochs, seed=seed, progress=False).fit(split)
+    emb = {side: rep.sample_embeddings(split, side) for side in ("user", "item")}
+aug, seconds = {}, {}
+for side in ("user", "item"):
+    with timer() as t:
+        aug[side] = augment.augment_side(split, emb[side], side, n_layers, codebook_size, params["beta"], k, k_latent,
+                                         seed)
+    seconds[side] = round(t(), 2)
+print(f"representation {t_rep():.0f} s; semantic IDs + neighbours: {seconds}")
+
+# %% [markdown]
+# ## Feature augmentation (Eq. 14): how the codes are shared
+#
+# A code is useful as a feature when it is neither unique to one entity nor shared by everyone.
+# Perplexity is the effective number of codes used per layer (J at most); the collision rate is the
+# share of samples whose full semantic ID is shared with another sample.
+
+# %%
+usage = []
+for side, a in aug.items():
+    util = codebook_utilisation(a.codes, codebook_size).assign(side=side)
+    usage.append(util)
+usage = pd.concat(usage, ignore_index=True)
+display(usage)
+pd.DataFrame({side: dict(distinct_ids=len(np.unique(a.codes, axis=0)), samples=len(a.codes),
+                         collision_rate=collision_rate(a.codes)) for side, a in aug.items()}).T
+
+# %% [markdown]
+# ## Linkage augmentation (Eqs. 15-19): what Q^all holds
+#
+# `explicit` is |Q| (K unless the store is smaller), `latent` the number of latent neighbours over
+# all layers (L x K' at most), `latent_already_explicit` the share of latent neighbours that are
+# explicit ones too (what exploration does *not* add), `all` is |Q^all|.
+
+# %%
+stats = pd.DataFrame({side: augment.neighbour_stats(a) for side, a in aug.items()}).T
+write_table(stats.reset_index(names="side"), "augmentation_neighbours", params, t_rep() + sum(seconds.values()))
+stats.round(3)
+
+# %% [markdown]
+# ## Do neighbours share history?
+#
+# Neighbours are found from representations, not from co-interactions, so they need not have
+# interacted with the same items. We measure the Jaccard overlap of training histories between a
+# test sample's user (item) and its explicit and latent neighbours, against random entities.
+
+# %%
+rng = np.random.default_rng(seed)
+test_rows = rng.choice(split.test.index.to_numpy(), min(2000, len(split.test)), replace=False)
+overlap = pd.concat([augment.history_overlap(split, a, test_rows, seed).assign(side=side) for side, a in aug.items()])
+summary = overlap.groupby("side")[["explicit", "latent", "random"]].mean()
+write_table(summary.reset_index(), "augmentation_history_overlap", params)
+summary.round(4)
+
+# %%
+long = overlap.melt(id_vars="side", var_name="neighbours", value_name="mean Jaccard")
+sns.boxplot(long, x="side", y="mean Jaccard", hue="neighbours", showfliers=False);
+
+# %% [markdown]
+# ## No neighbour from the future
+#
+# Every neighbour is an entity of the store, and every stored state is a training sample strictly
+# before the validation period; validation and test samples therefore only link to their past.
+
+# %%
+first_valid = split.valid.timestamp.min()
+for side, a in aug.items():
+    held = a.store[a.store >= 0]
+    nbrs = a.neighbours[a.neighbours >= 0]
+    assert (split.samples.timestamp.to_numpy()[held] < first_valid).all()
+    assert np.isin(nbrs, np.flatnonzero(a.store >= 0)).all()
+    assert not (a.neighbours == split.samples[side].to_numpy()[:, None]).any()
+print("store strictly before the validation period; neighbours only from the store; no self-links")
+
+# %% [markdown]
+# ## A few real users and their neighbours
+#
+# For some test samples whose user has a training history: the user's semantic ID, top genres and
+# most recent titles, next to the same for the first explicit and latent neighbours.
+
+# %%
+has_history = split.train.user.value_counts()
+candidates = split.test[split.test.user.map(has_history).fillna(0) >= 10].index.to_numpy()
+for row in rng.choice(candidates, min(n_cases, len(candidates)), replace=False):
+    display(augment.describe_user(split, aug["user"], int(row)).style.set_caption(f"test sample {row}"))
