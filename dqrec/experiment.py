@@ -129,12 +129,29 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
 
 
-def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None) -> pd.DataFrame:
+RUN_KEYS = ("epochs", "patience", "seq_len", "representation_epochs", "n_layers", "codebook_size", "beta", "k",
+            "k_latent")
+
+
+def run_key(split, model: str, seed: int, params: dict) -> str:
+    """A file name that changes whenever anything that shapes the run's result changes."""
+    import hashlib
+
+    spec = dict(split.params, dataset=split.name, model=model, seed=seed, **{k: params.get(k) for k in RUN_KEYS})
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{split.name}_{split.kind}_{model}_s{seed}_{digest}"
+
+
+def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None,
+               cache: Path | None = None) -> pd.DataFrame:
     """Fit and test every (model, seed); long format with both protocols and the wall time of each run.
 
     ranks: if a dict is given, ``ranks[(dataset, split, model)]`` receives the first seed's per-sample
-    ranks under each protocol (for plots relating the two protocols).
+        ranks under each protocol (for plots relating the two protocols).
+    cache: a folder where each run's rows and ranks are stored under :func:`run_key`; a run whose
+        file exists is read instead of recomputed, so an interrupted sweep resumes where it stopped.
     """
+    import numpy as np
     from tqdm import tqdm
 
     from .evaluate import evaluate
@@ -143,16 +160,26 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
     for name in models:
         deterministic = name in ("EASE", "ItemKNN", "MostPopular")
         for seed in tqdm(seeds[:1] if deterministic else seeds, desc=name, disable=not progress, leave=False):
-            with timer() as fit_time:
-                model = fit_model(name, split, seed, params)
-            with timer() as eval_time:
-                res, sample_ranks = evaluate(model, split.test, split.known(), split.n_items, seed=seed,
-                                             progress=False, return_ranks=True)
+            path = None if cache is None else Path(cache) / run_key(split, name, seed, params)
+            if path is not None and path.with_suffix(".csv").exists():
+                res = pd.read_csv(path.with_suffix(".csv"))
+                sample_ranks = dict(np.load(path.with_suffix(".npz")))
+            else:
+                with timer() as fit_time:
+                    model = fit_model(name, split, seed, params)
+                with timer() as eval_time:
+                    res, sample_ranks = evaluate(model, split.test, split.known(), split.n_items, seed=seed,
+                                                 progress=False, return_ranks=True)
+                res = res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
+                                 fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
+                                 git_sha=git_sha())
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez_compressed(path.with_suffix(".npz"), **sample_ranks)
+                    res.to_csv(path.with_suffix(".csv"), index=False)
             if ranks is not None and seed == seeds[0]:
                 ranks[(split.name, split.kind, name)] = sample_ranks
-            frames.append(res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
-                                     fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
-                                     git_sha=git_sha()))
+            frames.append(res)
     cols = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
             "eval_seconds", "git_sha"]
     return pd.concat(frames, ignore_index=True)[cols]

@@ -43,7 +43,7 @@ import pandas as pd
 
 from dqrec import data, plots
 from dqrec.evaluate import equivalent_full_k
-from dqrec.experiment import paper_table, profile_params, run_models, summarise, timer, write_table
+from dqrec.experiment import paper_table, profile_params, results_dir, run_models, summarise, timer, write_table
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
@@ -55,7 +55,9 @@ print({k: params[k] for k in ("profile", "datasets", "splits", "models", "seeds"
 #
 # Each (dataset, split, model, seed) is one run: fit on the training split (early stopping on the
 # validation split's in-batch NDCG@10 for the trained models), then one evaluation of the test split
-# under both protocols. EASE, ItemKNN and MostPopular are deterministic and run once.
+# under both protocols. EASE, ItemKNN and MostPopular are deterministic and run once. Each run is
+# stored in `results[/<profile>]/runs/` under a key of its data, model, seed and parameters, so a
+# rerun with the same parameters reads it back and an interrupted sweep resumes.
 
 # %%
 frames, ranks = [], {}
@@ -64,7 +66,8 @@ with timer() as elapsed:
         ds = data.load(name)
         for kind in splits:
             split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
-            frames.append(run_models(split, models, params["seeds"], params, progress=False, ranks=ranks))
+            frames.append(run_models(split, models, params["seeds"], params, progress=False, ranks=ranks,
+                                     cache=results_dir(profile) / "runs"))
 results = pd.concat(frames, ignore_index=True)
 write_table(results, "table1", params, elapsed(), checksums={n: data.load(n).checksum for n in params["datasets"]})
 summary = summarise(results)

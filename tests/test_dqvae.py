@@ -221,3 +221,59 @@ def test_bad_use_after_fit(gaussian, fitted):
         fitted.encode(gaussian[:, :8])
     with pytest.raises(ValueError, match="divisible"):
         balanced_groups(np.ones(10), 4)
+
+
+# --------------------------------------------------------------------------- numerical-check helpers (notebook 02)
+
+def test_decorrelation_check_on_fitting_data_and_off_it(gaussian, fitted):
+    from dqrec.dqvae import decorrelation_check
+
+    check = decorrelation_check(fitted, gaussian)
+    assert check["off_diagonal_ratio"] < 1e-12 and check["max_diagonal_error"] < 1e-12
+    assert check["max_diagonal"] == pytest.approx(fitted.singular_values_[0] ** 2 / len(gaussian), rel=1e-12)
+    other = np.random.default_rng(9).standard_normal((500, 16)) @ np.random.default_rng(8).standard_normal((16, 16))
+    assert decorrelation_check(fitted, other)["off_diagonal_ratio"] > 1e-3
+
+
+def test_grouping_summary_and_shares_known_answers():
+    from dqrec.dqvae import group_shares, grouping_summary
+
+    v = np.arange(8, 0, -1.0)  # balanced: pairs (8,1), (7,2), ... all sum to 9; naive: 15, 11, 7, 3
+    table = grouping_summary(v, 4).set_index("grouping")
+    assert list(table.index) == ["balanced", "naive", "lower bound"]
+    assert table.loc["balanced", "objective"] == 0 and table.loc["balanced", "max_min_ratio"] == 1
+    assert table.loc["naive", "objective"] == group_imbalance(v, naive_groups(8, 4)).objective == 80
+    assert table.loc["naive", "relative_objective"] == pytest.approx(80 / 36)
+    assert table.loc["naive", "max_min_ratio"] == 5 and np.isnan(table.loc["lower bound", "max_min_ratio"])
+    assert table.loc["balanced", "columns"] == "0,7 | 1,6 | 2,5 | 3,4"
+    shares = group_shares(v, 4)
+    assert shares.groupby("grouping").share.sum().tolist() == pytest.approx([1.0, 1.0])
+    np.testing.assert_allclose(shares[shares.grouping == "naive"].share, [15 / 36, 11 / 36, 7 / 36, 3 / 36])
+    with pytest.raises(ValueError, match="descending"):
+        grouping_summary(v[::-1], 4)
+
+
+def test_latent_distance_ratio(gaussian, fitted):
+    from dqrec.dqvae import latent_distance_ratio
+
+    ratio = latent_distance_ratio(fitted, gaussian)
+    assert ratio.shape == (len(gaussian), 4) and np.all(ratio >= 1 - 1e-9)
+    codes, latent = fitted.encode(gaussian), fitted.latent_codes(gaussian)
+    x = fitted.transform(gaussian)
+    l = 2
+    d1 = np.linalg.norm(x[l] - fitted.codebooks_[l][codes[:, l]], axis=1)
+    d2 = np.linalg.norm(x[l] - fitted.codebooks_[l][latent[:, l]], axis=1)
+    np.testing.assert_allclose(ratio[:, l], d2 / d1, rtol=1e-12)
+    on_codeword = np.array([fitted.mean_ + fitted.codebooks_[0][0] @ fitted.components_[:, fitted.groups_[0]].T])
+    assert latent_distance_ratio(fitted, on_codeword)[0, 0] > 1e6  # on its codeword up to rounding
+
+
+def test_compare_quantizers_returns_codes(gaussian):
+    from dqrec.quantizers import compare_quantizers
+
+    codes = {}
+    table = compare_quantizers(gaussian[:400], names=("DQ-VAE", "VQ"), n_layers=4, codebook_size=8, codes=codes)
+    assert set(codes) == {"DQ-VAE", "VQ"} and codes["DQ-VAE"].shape == (400, 4) and codes["VQ"].shape == (400, 1)
+    assert table.loc["VQ", "distinct_ids"] == len(np.unique(codes["VQ"], axis=0))
+    dq = DQVAE(n_layers=4, codebook_size=8, seed=0).fit(gaussian[:400])
+    np.testing.assert_array_equal(codes["DQ-VAE"], dq.encode(gaussian[:400]))

@@ -1,0 +1,54 @@
+"""Profiles, provenance files and the cached experiment runner."""
+import json
+
+import pytest
+
+from dqrec import experiment
+from dqrec.evaluate import equivalent_full_k
+from tests.test_augment_model import planted_split
+
+
+def test_profiles_and_overrides():
+    p = experiment.profile_params("test", epochs=7, seeds=None)
+    assert p["epochs"] == 7 and p["seeds"] == experiment.PROFILES["test"]["seeds"] and p["profile"] == "test"
+    assert all(p[k] == v for k, v in experiment.PAPER_HPARAMS.items())
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        experiment.profile_params("fast")
+
+
+def test_write_table_records_provenance(tmp_path, monkeypatch):
+    monkeypatch.setenv("DQREC_RESULTS_DIR", str(tmp_path))
+    import pandas as pd
+
+    params = experiment.profile_params("test")
+    out = experiment.write_table(pd.DataFrame({"a": [1, 2]}), "demo", params, 1.234, checksums={"x": "abc"})
+    assert out == tmp_path / "test" / "demo.csv"
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["params"]["profile"] == "test" and meta["wall_seconds"] == 1.23 and meta["rows"] == 2
+    assert meta["checksums"] == {"x": "abc"} and meta["git_sha"]
+    assert experiment.results_dir("paper") == tmp_path  # only the paper profile writes results/ itself
+
+
+def test_run_models_caches_and_resumes(tmp_path, monkeypatch):
+    split = planted_split()
+    params = experiment.profile_params("test")
+    ranks = {}
+    first = experiment.run_models(split, ["MostPopular", "EASE"], [0], params, progress=False, ranks=ranks,
+                                  cache=tmp_path)
+    assert set(first.protocol) == {"in_batch", "full"} and set(first.model) == {"MostPopular", "EASE"}
+    assert len(list(tmp_path.glob("*.csv"))) == 2 and ("planted", "temporal", "EASE") in ranks
+    assert 1 <= equivalent_full_k(ranks[("planted", "temporal", "EASE")], 10) <= split.n_items
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("a cached run was recomputed")
+
+    monkeypatch.setattr(experiment, "fit_model", no_fitting)
+    again = experiment.run_models(split, ["MostPopular", "EASE"], [0], params, progress=False, cache=tmp_path)
+    assert again["value"].tolist() == first["value"].tolist()
+    with pytest.raises(AssertionError, match="recomputed"):  # other parameters: another key
+        experiment.run_models(split, ["EASE"], [0], dict(params, k=5), progress=False, cache=tmp_path)
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'NCF'"):
+        experiment.fit_model("NCF", planted_split(), 0, experiment.profile_params("test"))
