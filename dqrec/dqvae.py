@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import faiss
 import numpy as np
+import pandas as pd
 import torch
 
 FIT_METHODS = ("kmeans", "adam")
@@ -404,3 +405,81 @@ class DQVAE:
             model.singular_values_, model.loss_history_ = f["singular_values"], f["loss_history"]
             model.groups_, model.codebooks_ = list(f["groups"]), list(f["codebooks"])
         return model
+
+
+# --------------------------------------------------------------------------- numerical checks (notebook 02)
+
+def decorrelation_check(model: DQVAE, Z) -> dict[str, float]:
+    """Eqs. 4-6 on the matrix a DQVAE was fitted on: Y = (Z - z_bar) W and Cov(Y) = Y^T Y / N.
+
+    Returns ``max_abs_off_diagonal`` of Cov(Y), its ``max_diagonal``, their ratio
+    ``off_diagonal_ratio`` (Eq. 5: 0 up to rounding) and ``max_diagonal_error``, the largest
+    |Cov(Y)_nn - sigma_n^2 / N| over max_n sigma_n^2 / N (Eq. 6: 0 up to rounding). On any other Z
+    the numbers measure how far the fitted W is from decorrelating it.
+    """
+    model._check_fitted()
+    Z = check_matrix(Z)
+    y = (Z - model.mean_) @ model.components_
+    cov = y.T @ y / len(Z)
+    diag = np.diag(cov)
+    off = float(np.abs(cov - np.diag(diag)).max())
+    expected = model.singular_values_ ** 2 / len(Z)
+    scale = float(max(diag.max(), 1e-300))
+    return {"max_abs_off_diagonal": off, "max_diagonal": float(diag.max()), "off_diagonal_ratio": off / scale,
+            "max_diagonal_error": float(np.abs(diag - expected).max() / max(expected.max(), 1e-300))}
+
+
+GROUPINGS = ("balanced", "naive")
+
+
+def _groupings(variances, n_groups: int) -> dict[str, list[np.ndarray]]:
+    v = np.asarray(variances, dtype=np.float64)
+    if np.any(np.diff(v) > 0):
+        raise ValueError("variances must be in descending order (the SVD order), as the naive split assumes")
+    return {"balanced": balanced_groups(v, n_groups), "naive": naive_groups(len(v), n_groups)}
+
+
+def grouping_summary(variances, n_groups: int) -> pd.DataFrame:
+    """Eq. 7 for the balanced split, the naive contiguous split and the lower bound.
+
+    ``variances`` in descending (SVD) order. One row each: ``objective`` (Eq. 7 with absolute
+    differences), ``relative_objective`` (objective / total variance: comparable across matrices),
+    ``max_min_ratio`` (largest / smallest group sum; NaN for the bound) and ``columns`` (each
+    group's column indices, as text).
+    """
+    v = np.asarray(variances, dtype=np.float64)
+    total = max(float(v.sum()), 1e-300)
+    rows = []
+    for name, groups in _groupings(v, n_groups).items():
+        imb = group_imbalance(v, groups)
+        rows.append({"grouping": name, "objective": imb.objective, "relative_objective": imb.objective / total,
+                     "max_min_ratio": imb.ratio, "columns": " | ".join(",".join(map(str, g)) for g in groups)})
+    bound = imbalance_lower_bound(v, n_groups)
+    rows.append({"grouping": "lower bound", "objective": bound, "relative_objective": bound / total,
+                 "max_min_ratio": float("nan"), "columns": ""})
+    return pd.DataFrame(rows)
+
+
+def group_shares(variances, n_groups: int) -> pd.DataFrame:
+    """Long table (grouping, layer, share): each group's share of the total variance, balanced and naive."""
+    v = np.asarray(variances, dtype=np.float64)
+    total = max(float(v.sum()), 1e-300)
+    return pd.DataFrame([{"grouping": name, "layer": l, "share": float(v[g].sum() / total)}
+                         for name, groups in _groupings(v, n_groups).items() for l, g in enumerate(groups)])
+
+
+def latent_distance_ratio(model: DQVAE, Z) -> np.ndarray:
+    """(N, L): per layer, ||x_l - runner-up codeword|| / ||x_l - assigned codeword||.
+
+    The assigned codeword is Eq. 9's, the runner-up the latent code of Eq. 16. The ratio is >= 1;
+    near 1 the latent code is almost as good a description of the entity as its own code. inf where
+    x_l sits exactly on its codeword.
+    """
+    out = []
+    for xl, c in zip(model.transform(Z), model.codebooks_):
+        first = nearest(xl, c)
+        second = nearest(xl, c, exclude=first)
+        d1 = np.linalg.norm(xl - c[first], axis=1)
+        d2 = np.linalg.norm(xl - c[second], axis=1)
+        out.append(np.divide(d2, d1, out=np.full(len(d1), np.inf), where=d1 > 0))
+    return np.stack(out, axis=1)

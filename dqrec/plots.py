@@ -72,3 +72,95 @@ def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# DQ-VAE (notebook 02)
+# --------------------------------------------------------------------------------------------
+def svd_spectrum(variances: dict) -> plt.Figure:
+    """Variance sigma_n^2 / N per SVD dimension (scree, log scale) and its cumulative share, one line per side."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for side, v in variances.items():
+        v = np.asarray(v, dtype=float)
+        n = np.arange(1, len(v) + 1)
+        axes[0].semilogy(n, v, marker=".", label=side)
+        axes[1].plot(n, np.cumsum(v) / v.sum(), marker=".", label=side)
+    axes[0].set(xlabel="SVD dimension n", ylabel="variance sigma_n^2 / N", title="Variance per decorrelated dimension")
+    axes[1].set(xlabel="SVD dimension n", ylabel="cumulative share", title="Cumulative share of the total variance",
+                ylim=(0, 1.02))
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def group_variance_shares(shares: pd.DataFrame) -> plt.Figure:
+    """Bars of each layer's share of the variance (columns side, grouping, layer, share); dashed line at 1/L."""
+    sides = list(dict.fromkeys(shares.side))
+    fig, axes = plt.subplots(1, len(sides), figsize=(5 * len(sides), 3.2), sharey=True, squeeze=False)
+    for ax, side in zip(axes[0], sides):
+        sub = shares[shares.side == side]
+        sns.barplot(sub, x="layer", y="share", hue="grouping", ax=ax)
+        ax.axhline(1 / sub.layer.nunique(), color="k", ls="--", lw=1)
+        ax.set(title=f"{side}s: variance share per layer (dashed: 1/L)", ylabel="share of total variance")
+    fig.tight_layout()
+    return fig
+
+
+def adam_loss_history(histories: dict, kmeans_losses: dict) -> plt.Figure:
+    """Per-epoch mean L_R, L_C, L_T of the Adam path (one panel per side), the k-means fit's L_T and L_C as lines."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.4), squeeze=False)
+    for ax, (side, hist) in zip(axes[0], histories.items()):
+        epochs = np.arange(1, len(hist) + 1)
+        for col, (name, style) in enumerate(zip(("L_R", "L_C", "L_T"), ("-", ":", "-"))):
+            ax.plot(epochs, hist[:, col], ls=style, lw=2 if name == "L_C" else 1.5, label=f"Adam {name}")
+        km = kmeans_losses[side]
+        ax.axhline(km["L_T"], color="k", ls="--", lw=1, label="k-means L_T")
+        ax.axhline(km["L_C"], color="grey", ls="--", lw=1, label="k-means L_R = L_C")
+        ax.set(xlabel="epoch", ylabel="mean loss per entity", title=f"{side}s: Adam on L_T against k-means")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def latent_distance_ratios(ratios: dict, max_ratio: float = 3.0) -> plt.Figure:
+    """ECDF per layer of d(runner-up) / d(assigned codeword), one panel per side (ratios clipped at max_ratio)."""
+    fig, axes = plt.subplots(1, len(ratios), figsize=(5 * len(ratios), 3.2), sharey=True, squeeze=False)
+    for ax, (side, r) in zip(axes[0], ratios.items()):
+        df = pd.DataFrame(np.clip(r, 1.0, max_ratio), columns=[f"layer {l}" for l in range(r.shape[1])])
+        sns.ecdfplot(df.melt(var_name="layer", value_name="ratio"), x="ratio", hue="layer", ax=ax)
+        ax.set(xlim=(1.0, max_ratio), xlabel=f"d(runner-up) / d(assigned) (clipped at {max_ratio:g})",
+               ylabel="share of entities", title=f"{side}s: how close the latent code is")
+    fig.tight_layout()
+    return fig
+
+
+def quantizer_comparison(table: pd.DataFrame, metrics=("rel_recon_error", "collision_rate")) -> plt.Figure:
+    """Bars per quantizer and side (columns side, quantizer and the metrics), one panel per metric."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.barplot(table, x="quantizer", y=metric, hue="side", ax=ax)
+        ax.set(title=metric.replace("_", " "), xlabel="")
+    fig.tight_layout()
+    return fig
+
+
+def layer_nmi_heatmaps(nmi: dict, chance: dict | None = None) -> plt.Figure:
+    """Heatmaps of (L, L) layer NMI matrices keyed by (side, quantizer): rows = sides, columns = quantizers.
+
+    chance: optional {(side, quantizer): NMI of independently shuffled layers}, shown in the titles."""
+    sides = list(dict.fromkeys(k[0] for k in nmi))
+    names = list(dict.fromkeys(k[1] for k in nmi))
+    fig, axes = plt.subplots(len(sides), len(names), figsize=(3.8 * len(names), 3.2 * len(sides)), squeeze=False)
+    for i, side in enumerate(sides):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            if (side, name) not in nmi:
+                ax.set_axis_off()
+                continue
+            sns.heatmap(nmi[(side, name)], vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", square=True, ax=ax,
+                        cbar=j == len(names) - 1)
+            level = "" if chance is None or (side, name) not in chance else f" (chance {chance[(side, name)]:.2f})"
+            ax.set(title=f"{side}s: {name}{level}", xlabel="layer", ylabel="layer")
+    fig.tight_layout()
+    return fig

@@ -252,10 +252,12 @@ def _off_diagonal(m: np.ndarray) -> np.ndarray:
 
 
 def compare_quantizers(Z, names=("DQ-VAE", "PQ", "OPQ", "RQ", "VQ"), n_layers: int = 4, codebook_size: int = 128,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, codes: dict | None = None) -> pd.DataFrame:
     """One row per quantiser fitted and evaluated on Z: L, J, fit_seconds, rel_recon_error, mean_perplexity,
     collision_rate, mean_nmi (mean off-diagonal layer NMI, NaN when L = 1), mean_nmi_chance (the same
-    with each layer's codes shuffled independently: the estimator's bias at this N and J) and distinct_ids."""
+    with each layer's codes shuffled independently: the estimator's bias at this N and J) and distinct_ids.
+
+    codes: if a dict is given, ``codes[name]`` receives each quantiser's (N, L) codes of Z."""
     Z = check_matrix(Z)
     rng = np.random.default_rng(seed)
     rows = []
@@ -264,14 +266,16 @@ def compare_quantizers(Z, names=("DQ-VAE", "PQ", "OPQ", "RQ", "VQ"), n_layers: i
         t0 = time.perf_counter()
         q.fit(Z)
         fit_seconds = time.perf_counter() - t0
-        codes = q.encode(Z)
-        off = _off_diagonal(layer_nmi(codes))
-        chance = _off_diagonal(layer_nmi(np.column_stack([rng.permutation(col) for col in codes.T])))
-        rows.append({"quantizer": name, "L": codes.shape[1], "J": codebook_size, "fit_seconds": fit_seconds,
-                     "rel_recon_error": relative_reconstruction_error(Z, q.decode(codes)),
-                     "mean_perplexity": float(codebook_utilisation(codes, codebook_size).perplexity.mean()),
-                     "collision_rate": collision_rate(codes),
+        ids = q.encode(Z)
+        if codes is not None:
+            codes[name] = ids
+        off = _off_diagonal(layer_nmi(ids))
+        chance = _off_diagonal(layer_nmi(np.column_stack([rng.permutation(col) for col in ids.T])))
+        rows.append({"quantizer": name, "L": ids.shape[1], "J": codebook_size, "fit_seconds": fit_seconds,
+                     "rel_recon_error": relative_reconstruction_error(Z, q.decode(ids)),
+                     "mean_perplexity": float(codebook_utilisation(ids, codebook_size).perplexity.mean()),
+                     "collision_rate": collision_rate(ids),
                      "mean_nmi": float(off.mean()) if off.size else float("nan"),
                      "mean_nmi_chance": float(chance.mean()) if chance.size else float("nan"),
-                     "distinct_ids": len(np.unique(codes, axis=0))})
+                     "distinct_ids": len(np.unique(ids, axis=0))})
     return pd.DataFrame(rows).set_index("quantizer")
