@@ -25,7 +25,7 @@ PAPER_HPARAMS = dict(n_layers=4, codebook_size=128, beta=0.25, k=30, k_latent=2)
 
 PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
-                  seeds=[0, 1, 2], epochs=15, patience=2, seq_len=20, representation_epochs=3),
+                  seeds=[0, 1, 2], epochs=10, patience=2, seq_len=20, representation_epochs=3),
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
                   seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
