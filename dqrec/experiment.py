@@ -8,6 +8,7 @@ Only the ``paper`` profile writes to ``results/`` itself; the others write to
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -50,8 +51,12 @@ def results_dir(profile: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def git_sha() -> str:
-    """The commit the code ran at, with ``-dirty`` when the work tree had uncommitted changes."""
+    """The commit of the code this process loaded, ``-dirty`` if ``dqrec/`` had uncommitted changes.
+
+    Read once per process, so a long sweep keeps naming the code it runs even if the tree changes.
+    """
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
