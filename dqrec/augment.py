@@ -67,13 +67,46 @@ def _row_keys(codes: np.ndarray, base: int) -> np.ndarray:
     return keys
 
 
-def search_distinct(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) store positions nearest to decode(codes), one faiss search per distinct code row."""
+def search_distinct(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, k: int):
+    """Store positions and squared distances (N, k) nearest to decode(codes), one search per distinct row."""
     _, first, inverse = np.unique(_row_keys(codes, quantizer.codebook_size + 1), return_index=True,
                                   return_inverse=True)
     queries = np.ascontiguousarray(quantizer.decode(codes[first]), dtype=np.float32)
-    _, found = index.search(queries, min(k, index.ntotal))
-    return found[inverse.ravel()]
+    dist, found = index.search(queries, min(k, index.ntotal))
+    return found[inverse.ravel()], dist[inverse.ravel()]
+
+
+def latent_search(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, latent_codes: np.ndarray,
+                  store_codes: np.ndarray, found: np.ndarray, dist: np.ndarray, layer: int, k: int) -> np.ndarray:
+    """(N, k) store positions nearest to z_hat^{lat,layer} (Eqs. 17-18), exactly, mostly without a search.
+
+    W is orthonormal, so swapping layer l's code c -> c' changes a squared distance to store entry n
+    by T[c', n_l] - T[c, n_l] (T: squared distances between layer-l codewords). The latent distances
+    to the explicit candidates ``found`` (N, K) follow from the table; an entry outside them has
+    D >= D_K and, by the triangle inequality, D' >= (sqrt(D_K) - ||r_c - r_c'||)^2. Rows whose bound
+    exceeds their k-th candidate distance are exact; the others get a full faiss search.
+    """
+    book = quantizer.codebooks_[layer]
+    table = ((book[:, None, :] - book[None, :, :]) ** 2).sum(-1)  # (J, J)
+    c, c_lat = codes[:, layer], latent_codes[:, layer]
+    cand = store_codes[found.clip(min=0), layer]
+    d_lat = dist + table[c_lat[:, None], cand] - table[c[:, None], cand]
+    d_lat = np.where(found >= 0, d_lat, np.inf)
+    order = np.argsort(d_lat, axis=1, kind="stable")[:, :k]  # may hold fewer than k columns
+    result = np.take_along_axis(found, order, 1)
+    kth = np.take_along_axis(d_lat, order[:, -1:], 1)[:, 0]
+    delta = np.sqrt(table[c, c_lat])
+    reach = np.sqrt(np.maximum(dist[:, -1], 0))
+    bound = np.where(reach > delta, (reach - delta) ** 2, 0.0)
+    if found.shape[1] >= index.ntotal:  # the candidates are the whole store: nothing can be missing
+        return result
+    unsure = ~(bound > kth * (1 + 1e-5) + 1e-6) | (result.shape[1] < k)
+    result = np.pad(result, ((0, 0), (0, k - result.shape[1])), constant_values=-1)
+    if unsure.any():
+        swapped = codes[unsure].copy()
+        swapped[:, layer] = c_lat[unsure]
+        result[unsure] = search_distinct(index, quantizer, swapped, k)[0]
+    return result
 
 
 def drop_self(found: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
@@ -108,19 +141,18 @@ def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int 
     ids = np.flatnonzero(store >= 0)  # store position -> entity id
     dq = DQVAE(n_layers=n_layers, codebook_size=codebook_size, beta=beta, seed=seed, fit_method=fit_method)
     dq.fit(embeddings[store[ids]])
-    codes = dq.encode(embeddings)
+    codes, latent_codes = dq.encode_with_latent(embeddings)
     index = faiss.IndexFlatL2(embeddings.shape[1])
     index.add(np.ascontiguousarray(dq.decode(codes[store[ids]]), dtype=np.float32))
     self_ids = split.samples[side].to_numpy()
 
-    explicit = drop_self(search_distinct(index, dq, codes, k + 1), ids, self_ids, k)
+    found, dist = search_distinct(index, dq, codes, k + 1)
+    explicit = drop_self(found, ids, self_ids, k)
     latent_parts = []
     if k_latent:
-        latent_codes = dq.latent_codes(embeddings)
         for layer in range(n_layers):
-            swapped = codes.copy()
-            swapped[:, layer] = latent_codes[:, layer]
-            latent_parts.append(drop_self(search_distinct(index, dq, swapped, k_latent + 1), ids, self_ids, k_latent))
+            nearest = latent_search(index, dq, codes, latent_codes, codes[store[ids]], found, dist, layer, k_latent + 1)
+            latent_parts.append(drop_self(nearest, ids, self_ids, k_latent))
     latent = np.concatenate(latent_parts, 1) if latent_parts else np.zeros((len(codes), 0), np.int64)
     return SideAugmentation(side, codes, explicit, latent, union_rows([explicit, latent]), store, dq)
 

@@ -71,7 +71,7 @@ class SideState:
         self.neighbours = extend(aug.neighbours, -1) if aug is not None else None
 
     def rows(self, rows: np.ndarray) -> torch.Tensor:
-        rows = torch.as_tensor(rows, dtype=torch.long)
+        rows = torch.tensor(rows, dtype=torch.long)
         return torch.where(rows < 0, torch.full_like(rows, self.cold), rows)
 
 

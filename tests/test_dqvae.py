@@ -277,3 +277,12 @@ def test_compare_quantizers_returns_codes(gaussian):
     assert table.loc["VQ", "distinct_ids"] == len(np.unique(codes["VQ"], axis=0))
     dq = DQVAE(n_layers=4, codebook_size=8, seed=0).fit(gaussian[:400])
     np.testing.assert_array_equal(codes["DQ-VAE"], dq.encode(gaussian[:400]))
+
+
+def test_encode_with_latent_matches_encode_and_latent_codes():
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(800, 16)) * np.linspace(3, 0.5, 16)
+    dq = DQVAE(n_layers=4, codebook_size=16, seed=0).fit(Z)
+    codes, latent = dq.encode_with_latent(Z)
+    np.testing.assert_array_equal(codes, dq.encode(Z))
+    np.testing.assert_array_equal(latent, dq.latent_codes(Z))
