@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test venv bench clean
+.PHONY: book test notebooks venv bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,17 @@ book: venv
 
 test: venv
 	$(VENV)/bin/pytest tests
-	$(VENV)/bin/pytest --nbval-lax --nbval-cell-timeout=900 notebooks/ -p no:cacheprovider
+	DQREC_PROFILE=test $(VENV)/bin/pytest --nbval-lax --nbval-cell-timeout=900 notebooks/ -p no:cacheprovider
+
+# Re-execute the notebooks in place under the test profile: the outputs nbval compares against.
+notebooks: venv
+	$(VENV)/bin/jupytext --to ipynb --update notebooks/[0-9][0-9]_*.py
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do DQREC_PROFILE=test $(VENV)/bin/jupyter-execute --inplace $$nb || exit 1; done
 
 bench: venv
 	$(PY) scripts/bench_data.py
+	$(PY) scripts/bench_dqvae.py
+	$(PY) scripts/bench_dqrec.py
 
 clean:
 	rm -rf book/_build book/notebooks results/quick results/test
