@@ -175,6 +175,7 @@ def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed:
 
     For samples ``rows``: mean Jaccard with its explicit neighbours, with its latent neighbours and
     with as many random entities (the chance level). Users' histories are item sets, items' user sets.
+    Rows whose entity has no training history (common for test users under a temporal split) are NaN.
     """
     m = split.matrix(("train",))
     x = (m if aug.side == "user" else m.T.tocsr()).astype(bool).astype(np.float32)
@@ -194,8 +195,9 @@ def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed:
             return np.nanmean(jac, 1)
 
     random = rng.integers(0, x.shape[0], aug.explicit[rows].shape)
-    return pd.DataFrame({"explicit": mean_jaccard(aug.explicit[rows]), "latent": mean_jaccard(aug.latent[rows]),
-                         "random": mean_jaccard(random)}, index=rows)
+    out = pd.DataFrame({"explicit": mean_jaccard(aug.explicit[rows]), "latent": mean_jaccard(aug.latent[rows]),
+                        "random": mean_jaccard(random)}, index=rows)
+    return out.where(sizes[owner][:, None] > 0)  # no training history: overlap undefined (NaN)
 
 
 def describe_user(split: Split, aug: SideAugmentation, row: int, n_neighbours: int = 3, n_titles: int = 4) -> pd.DataFrame:

@@ -58,25 +58,31 @@ def table1_bars(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> p
 
 
 def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
-    """Full-ranking Recall@K' against K', with each model's in-batch Recall@k marked where it meets the curve."""
+    """Full-ranking Recall@K' against K', one panel per (dataset, split); dots: in-batch Recall@k
+    placed where it meets the model's own full-ranking curve."""
     from .evaluate import equivalent_full_k
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    panels = sorted({(d, s) for d, s, _ in ranks})
+    models = list(dict.fromkeys(m for _, _, m in ranks))
+    colours = dict(zip(models, sns.color_palette("tab10", len(models))))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, sharey=True)
     ks = np.arange(1, max_k + 1)
-    for (dataset, split, model), r in ranks.items():
-        curve = [(r["full"] < kk).mean() for kk in ks]
-        line, = ax.plot(ks, curve, label=f"{model} ({dataset}, {split})")
-        kk = equivalent_full_k(r, k)
-        ax.scatter([min(kk, max_k)], [(r["in_batch"] < k).mean()], color=line.get_color(), zorder=3)
-    ax.set(xlabel="K' (full ranking)", ylabel="Recall", title=f"Dots: in-batch Recall@{k} placed on the full-ranking curve")
-    ax.legend(fontsize=7, ncol=2)
+    for ax, (dataset, split) in zip(axes[0], panels):
+        for model in models:
+            r = ranks.get((dataset, split, model))
+            if r is None:
+                continue
+            ax.plot(ks, [(r["full"] < kk).mean() for kk in ks], color=colours[model], label=model)
+            ax.scatter([min(equivalent_full_k(r, k), max_k)], [(r["in_batch"] < k).mean()], color=colours[model],
+                       zorder=3)
+        ax.set(xlabel="K' (full ranking)", title=f"{dataset}, {split} split")
+    axes[0, 0].set_ylabel("full-ranking Recall@K'")
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(f"Dots: each model's in-batch Recall@{k} on its full-ranking curve", y=1.02)
     fig.tight_layout()
     return fig
 
 
-# --------------------------------------------------------------------------------------------
-# DQ-VAE (notebook 02)
-# --------------------------------------------------------------------------------------------
 def svd_spectrum(variances: dict) -> plt.Figure:
     """Variance sigma_n^2 / N per SVD dimension (scree, log scale) and its cumulative share, one line per side."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))

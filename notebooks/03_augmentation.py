@@ -109,13 +109,15 @@ stats.round(3)
 #
 # Neighbours are found from representations, not from co-interactions, so they need not have
 # interacted with the same items. We measure the Jaccard overlap of training histories between a
-# test sample's user (item) and its explicit and latent neighbours, against random entities.
+# test sample's user (item) and its explicit and latent neighbours, against random entities, for the
+# test samples whose user (item) has a training history at all.
 
 # %%
 rng = np.random.default_rng(seed)
 test_rows = rng.choice(split.test.index.to_numpy(), min(2000, len(split.test)), replace=False)
 overlap = pd.concat([augment.history_overlap(split, a, test_rows, seed).assign(side=side) for side, a in aug.items()])
-summary = overlap.groupby("side")[["explicit", "latent", "random"]].mean()
+summary = overlap.groupby("side")[["explicit", "latent", "random"]].mean().assign(
+    samples_with_history=overlap.groupby("side").explicit.count(), samples=overlap.groupby("side").size())
 write_table(summary.reset_index(), "augmentation_history_overlap", params)
 summary.round(4)
 
