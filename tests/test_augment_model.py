@@ -139,3 +139,15 @@ def test_latent_search_is_exact(k_explicit):
         true = ((dq.decode(swapped)[:, None, :] - store[None].astype(np.float64)) ** 2).sum(-1)
         got_d = np.sort(np.take_along_axis(true, got, 1), 1)
         np.testing.assert_allclose(got_d, np.sort(true, 1)[:, :3], rtol=1e-4, atol=1e-4)
+
+
+def test_representation_without_user_attributes():
+    """ml-latest-small has no user attributes: the user tower then sees only its sequence."""
+    split = planted_split()
+    split.user_features = data.FeatureTable.from_frame(pd.DataFrame(index=pd.Index([], name="user")),
+                                                       split.user_ids, data.USER_FEATURES)
+    assert split.user_features.categorical.shape == (split.n_users, 0)
+    rep = RepresentationModel(dim=16, hidden=32, epochs=2, batch_size=256, progress=False).fit(split)
+    z = rep.entity_embeddings(split, "user")
+    has = ~np.isnan(z[:, 0])
+    assert has.any() and np.isfinite(z[has]).all() and z[has].std(0).max() > 0  # not constant
