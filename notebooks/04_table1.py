@@ -137,8 +137,9 @@ pd.DataFrame([dict(dataset=d, split=s, model=m, in_batch_recall10=(r["in_batch"]
 # semantic IDs come from a representation model that sees user and item *attributes* (gender, age,
 # occupation, genres, year), which DualTower and the other baselines never see. Under the temporal
 # split many test users have little or no training history, and attributes are then most of what
-# is known about them; part of the gain is that information, not the quantisation itself. The
-# ablations of Table 3 separate the two.
+# is known about them; part of the gain may be that information rather than the quantisation
+# itself. The model's flags (`user_feature_aug`, `user_linkage_aug`, `latent_exploration`, ...)
+# switch off each part for the paper's ablations (Table 3), which is how to separate the two.
 
 # %%
 r10 = summary[(summary.metric == "Recall") & (summary.k == 10)].pivot_table(
