@@ -64,7 +64,7 @@ with timer() as elapsed:
 stats = pd.concat([ds.stats() for ds in loaded.values()], ignore_index=True)
 stats["checksum"] = stats.dataset.map({n: ds.checksum[:12] for n, ds in loaded.items()})
 write_table(stats, "table2", params | dict(datasets=list(loaded)), elapsed(),
-            checksums={n: ds.checksum for n, ds in loaded.items()})
+            checksums={n: ds.checksum for n, ds in loaded.items()});
 
 # %%
 # NBVAL_CHECK_OUTPUT
