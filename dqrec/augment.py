@@ -76,39 +76,6 @@ def search_distinct(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, k: 
     return found[inverse.ravel()], dist[inverse.ravel()]
 
 
-def latent_search(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, latent_codes: np.ndarray,
-                  store_codes: np.ndarray, found: np.ndarray, dist: np.ndarray, layer: int, k: int) -> np.ndarray:
-    """(N, k) store positions nearest to z_hat^{lat,layer} (Eqs. 17-18), exactly, mostly without a search.
-
-    W is orthonormal, so swapping layer l's code c -> c' changes a squared distance to store entry n
-    by T[c', n_l] - T[c, n_l] (T: squared distances between layer-l codewords). The latent distances
-    to the explicit candidates ``found`` (N, K) follow from the table; an entry outside them has
-    D >= D_K and, by the triangle inequality, D' >= (sqrt(D_K) - ||r_c - r_c'||)^2. Rows whose bound
-    exceeds their k-th candidate distance are exact; the others get a full faiss search.
-    """
-    book = quantizer.codebooks_[layer]
-    table = ((book[:, None, :] - book[None, :, :]) ** 2).sum(-1)  # (J, J)
-    c, c_lat = codes[:, layer], latent_codes[:, layer]
-    cand = store_codes[found.clip(min=0), layer]
-    d_lat = dist + table[c_lat[:, None], cand] - table[c[:, None], cand]
-    d_lat = np.where(found >= 0, d_lat, np.inf)
-    order = np.argsort(d_lat, axis=1, kind="stable")[:, :k]  # may hold fewer than k columns
-    result = np.take_along_axis(found, order, 1)
-    kth = np.take_along_axis(d_lat, order[:, -1:], 1)[:, 0]
-    delta = np.sqrt(table[c, c_lat])
-    reach = np.sqrt(np.maximum(dist[:, -1], 0))
-    bound = np.where(reach > delta, (reach - delta) ** 2, 0.0)
-    if found.shape[1] >= index.ntotal:  # the candidates are the whole store: nothing can be missing
-        return result
-    unsure = ~(bound > kth * (1 + 1e-5) + 1e-6) | (result.shape[1] < k)
-    result = np.pad(result, ((0, 0), (0, k - result.shape[1])), constant_values=-1)
-    if unsure.any():
-        swapped = codes[unsure].copy()
-        swapped[:, layer] = c_lat[unsure]
-        result[unsure] = search_distinct(index, quantizer, swapped, k)[0]
-    return result
-
-
 def drop_self(found: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
     """Map store positions to entity ids, remove each row's own entity, keep the first k (-1 pads)."""
     ent = np.where(found >= 0, ids[np.clip(found, 0, None)], -1)
@@ -146,12 +113,13 @@ def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int 
     index.add(np.ascontiguousarray(dq.decode(codes[store[ids]]), dtype=np.float32))
     self_ids = split.samples[side].to_numpy()
 
-    found, dist = search_distinct(index, dq, codes, k + 1)
-    explicit = drop_self(found, ids, self_ids, k)
+    explicit = drop_self(search_distinct(index, dq, codes, k + 1)[0], ids, self_ids, k)
     latent_parts = []
     if k_latent:
         for layer in range(n_layers):
-            nearest = latent_search(index, dq, codes, latent_codes, codes[store[ids]], found, dist, layer, k_latent + 1)
+            swapped = codes.copy()
+            swapped[:, layer] = latent_codes[:, layer]
+            nearest = search_distinct(index, dq, swapped, k_latent + 1)[0]
             latent_parts.append(drop_self(nearest, ids, self_ids, k_latent))
     latent = np.concatenate(latent_parts, 1) if latent_parts else np.zeros((len(codes), 0), np.int64)
     return SideAugmentation(side, codes, explicit, latent, union_rows([explicit, latent]), store, dq)

@@ -116,29 +116,26 @@ def test_dqrec_is_deterministic():
     np.testing.assert_allclose(a.score(batch, np.arange(10)), b.score(batch, np.arange(10)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("k_explicit", [2, 6, 40])
-def test_latent_search_is_exact(k_explicit):
-    """Table-based latent neighbours (with the triangle-inequality certificate) equal brute force."""
-    import faiss
-
-    from dqrec.dqvae import DQVAE
-
-    rng = np.random.default_rng(0)
-    z = rng.normal(size=(600, 8)) * np.linspace(2, 0.5, 8)
-    dq = DQVAE(n_layers=2, codebook_size=12, seed=0).fit(z[:300])
-    codes, latent = dq.encode(z), dq.latent_codes(z)
-    store_codes = codes[:300]
-    store = dq.decode(store_codes).astype(np.float32)
-    index = faiss.IndexFlatL2(8)
-    index.add(store)
-    found, dist = augment.search_distinct(index, dq, codes, k_explicit)
-    for layer in range(2):
-        got = augment.latent_search(index, dq, codes, latent, store_codes, found, dist, layer, 3)
-        swapped = codes.copy()
-        swapped[:, layer] = latent[:, layer]
-        true = ((dq.decode(swapped)[:, None, :] - store[None].astype(np.float64)) ** 2).sum(-1)
-        got_d = np.sort(np.take_along_axis(true, got, 1), 1)
-        np.testing.assert_allclose(got_d, np.sort(true, 1)[:, :3], rtol=1e-4, atol=1e-4)
+def test_neighbours_are_exact_nearest_by_quantised_representation():
+    """Explicit (Eq. 15) and latent (Eq. 18) neighbours equal a brute-force search over the store."""
+    split = planted_split()
+    z = np.random.default_rng(0).normal(size=(len(split.samples), 8))
+    aug = augment.augment_side(split, z, "user", n_layers=2, codebook_size=6, k=4, k_latent=2)
+    dq, in_store = aug.quantizer, np.flatnonzero(aug.store >= 0)
+    store_z = dq.decode(aug.codes[aug.store[in_store]])
+    _, latent_codes = dq.encode_with_latent(z)
+    users = split.samples.user.to_numpy()
+    for row in range(0, len(z), 97):
+        queries = [(dq.decode(aug.codes[row:row + 1])[0], aug.explicit[row], 4)]
+        for layer in range(2):
+            swapped = aug.codes[row:row + 1].copy()
+            swapped[0, layer] = latent_codes[row, layer]
+            queries.append((dq.decode(swapped)[0], aug.latent[row, 2 * layer:2 * layer + 2], 2))
+        for q, got, k in queries:
+            dist = ((store_z - q) ** 2).sum(1)
+            dist[in_store == users[row]] = np.inf  # never the entity itself
+            got_d = np.sort(dist[np.searchsorted(in_store, got)])
+            np.testing.assert_allclose(got_d, np.sort(dist)[:k], rtol=1e-5, atol=1e-6)
 
 
 def test_representation_without_user_attributes():
