@@ -165,7 +165,8 @@ def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed:
     random = rng.integers(0, x.shape[0], aug.explicit[rows].shape)
     out = pd.DataFrame({"explicit": mean_jaccard(aug.explicit[rows]), "latent": mean_jaccard(aug.latent[rows]),
                         "random": mean_jaccard(random)}, index=rows)
-    return out.where(sizes[owner][:, None] > 0)  # no training history: overlap undefined (NaN)
+    out.loc[sizes[owner] == 0] = np.nan  # no training history: overlap undefined
+    return out
 
 
 def describe_user(split: Split, aug: SideAugmentation, row: int, n_neighbours: int = 3, n_titles: int = 4) -> pd.DataFrame:

@@ -148,3 +148,19 @@ def test_representation_without_user_attributes():
     z = rep.entity_embeddings(split, "user")
     has = ~np.isnan(z[:, 0])
     assert has.any() and np.isfinite(z[has]).all() and z[has].std(0).max() > 0  # not constant
+
+
+def test_history_overlap_planted_groups():
+    """Neighbours found from representations share more history than random users; no history: NaN."""
+    split = planted_split()
+    rep = RepresentationModel(dim=16, hidden=32, epochs=6, batch_size=256, progress=False).fit(split)
+    aug = augment.augment_side(split, rep.sample_embeddings(split, "user"), "user", n_layers=2, codebook_size=8,
+                               k=5, k_latent=1)
+    rows = split.test.index.to_numpy()
+    overlap = augment.history_overlap(split, aug, rows)
+    assert list(overlap.columns) == ["explicit", "latent", "random"] and len(overlap) == len(rows)
+    assert overlap.explicit.mean() > overlap.random.mean()
+    no_history = split.train.user.value_counts().reindex(range(split.n_users)).isna().to_numpy()
+    assert overlap[no_history[split.samples.user.to_numpy()[rows]]].isna().all().all()
+    stats = augment.neighbour_stats(aug)
+    assert stats["explicit"] == 5 and 0 <= stats["latent_already_explicit"] <= 1
