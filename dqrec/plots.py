@@ -44,12 +44,13 @@ def history_at_sample(split: Split) -> plt.Figure:
 def table1_bars(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> plt.Figure:
     """Mean metric@k per model (error bars: sd over seeds), one panel per (dataset, protocol), hue = split."""
     df = summary[(summary.metric == metric) & (summary.k == k)]
+    models, splits = list(dict.fromkeys(df.model)), list(dict.fromkeys(df.split))
     grid = sns.catplot(df, x="model", y="mean", hue="split", col="protocol", row="dataset", kind="bar",
-                       height=3.2, aspect=1.6, sharey=False, errorbar=None)
-    for (row, col), ax in grid.axes_dict.items():
-        sub = df[(df.dataset == row) & (df.protocol == col)]
-        for bars, (_, part) in zip(ax.containers, sub.groupby("split", sort=False)):
-            part = part.set_index("model").reindex([t.get_text() for t in ax.get_xticklabels()])
+                       order=models, hue_order=splits, height=3.2, aspect=1.6, sharey=False, errorbar=None)
+    for (dataset, protocol), ax in grid.axes_dict.items():
+        for bars, split in zip(ax.containers, splits):
+            part = df[(df.dataset == dataset) & (df.protocol == protocol) & (df.split == split)]
+            part = part.set_index("model").reindex(models)
             ax.errorbar([b.get_x() + b.get_width() / 2 for b in bars], part["mean"], yerr=part["std"], fmt="none",
                         c="k", lw=1)
         ax.tick_params(axis="x", rotation=30)
