@@ -97,21 +97,32 @@ plots.table1_bars(summary, "Recall", 10);
 # %% [markdown]
 # ## Beside the paper
 #
-# The paper reports only the in-batch protocol, on MovieLens-1M, Books and Netflix, without saying
-# how it split the data. Its magnitudes (DQRec Recall@10 = 0.83 on MovieLens) are far above anything
-# the temporal split gives and of the order the random split gives, which is why we believe the paper
-# used a random split. The paper's baselines are other models (NCF, LightGCN, SASRec-style
-# sequence models...); only DQRec is in both tables.
+# The paper reports only the in-batch protocol, on MovieLens-1M, Books and Netflix, and does not say
+# how it split the data. Its baselines are other models (NCF, LightGCN, sequence models...); only
+# DQRec is in both tables. Below, the paper's DQRec row for MovieLens beside ours, and the ratio of
+# the paper's number to our best model's under each split (same protocol, same metric).
 
 # %%
 paper = paper_table("table1_overall")
 paper_ml = paper[(paper.dataset == "MovieLens") & (paper.model == "DQRec")].set_index("metric").value
-ours = summary[(summary.dataset == "ml-1m") & (summary.model == "DQRec")] if "ml-1m" in params["datasets"] else \
-    summary[summary.model == "DQRec"]
+main = "ml-1m" if "ml-1m" in params["datasets"] else params["datasets"][0]
+ours = summary[(summary.dataset == main) & (summary.model == "DQRec")]
 ours = ours.assign(col=ours.metric + "@" + ours.k.astype(str)).pivot_table(index=["dataset", "split", "protocol"],
                                                                          columns="col", values="mean")
 ours.loc[("paper: MovieLens", "?", "in_batch"), :] = paper_ml.reindex(ours.columns).to_numpy()
-ours.round(4)
+best = summary[(summary.dataset == main) & (summary.protocol == "in_batch")].assign(
+    col=lambda d: d.metric + "@" + d.k.astype(str)).pivot_table(index="split", columns="col", values="mean", aggfunc="max")
+ratio = (paper_ml.reindex(best.columns).to_numpy() / best).round(1)
+display(ours.round(4))
+ratio.rename(index=lambda s: f"paper DQRec / our best, {s} split, in_batch")
+
+# %% [markdown]
+# The random split raises every model several-fold over the temporal split, so the paper's numbers
+# are closer to random-split magnitudes than to leak-free ones. They remain several times above the
+# best model we measure under either split with the protocol as the paper describes it (the ratios
+# above). We could not reproduce the paper's magnitudes; the description of its protocol leaves room
+# for implementations with far fewer effective negatives (for instance negatives drawn per training
+# batch, or not excluding the user's other positives), which would inflate every number.
 
 # %% [markdown]
 # ## How the two protocols relate
