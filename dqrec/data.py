@@ -285,8 +285,8 @@ DATASETS: dict[str, DatasetSpec] = {
                            "md5:0e33842e24a9c977be4e0107933c0723", "ml-100k"),
     "ml-1m": DatasetSpec("ml-1m", ("ratings.dat", "users.dat", "movies.dat"), _parse_ml_1m, GROUPLENS + "ml-1m.zip",
                          "md5:c4d9eecfca2ab87c1945afe126590906", "ml-1m"),
-    # GroupLens re-issues ml-latest-small without a fixed archive hash; we pin the files of the
-    # 2018 release instead (sha256 of the extracted ratings.csv and movies.csv).
+    # ml-latest-small is re-issued over time and we have no verified archive checksum for it; we
+    # pin the files of the 2018 release instead (sha256 of the extracted ratings.csv and movies.csv).
     "ml-latest-small": DatasetSpec(
         "ml-latest-small", ("ratings.csv", "movies.csv"), _parse_ml_latest_small, GROUPLENS + "ml-latest-small.zip",
         None, "ml-latest-small",
