@@ -92,6 +92,39 @@ def paper_table(name: str) -> pd.DataFrame:
     return pd.read_csv(ROOT / "results" / "paper" / f"{name}.csv")
 
 
+PAPER_DATASETS = {"MovieLens": "ml-1m", "Book": "amazon-books-2023", "Books": "amazon-books-2023",
+                  "Netflix": "netflix"}
+
+
+def table2_beside_paper(stats: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 2 rows next to ours (``Dataset.stats`` rows), all ratings and positives."""
+    ours = stats.set_index(["dataset", "subset"])
+    rows = []
+    for _, p in paper_table("table2_datasets").iterrows():
+        name = PAPER_DATASETS[p.dataset]
+        row = dict(dataset=p.dataset, paper_users=p.users, paper_items=p["items"],
+                   paper_interactions=p.interactions, paper_density=p.density_percent)
+        subsets = [s for s in ("all", "positive") if (name, s) in ours.index]
+        if not subsets:
+            rows.append(dict(row, ours=f"{name}: not available here"))
+        for subset in subsets:
+            o = ours.loc[(name, subset)]
+            rows.append(dict(row, ours=f"{name} ({subset})", users=o.users, items=o["items"],
+                             interactions=o.interactions, density=round(o.density_percent, 2)))
+    cols = ["dataset", "ours", "paper_users", "users", "paper_items", "items", "paper_interactions", "interactions",
+            "paper_density", "density"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def mean_sd_table(summary: pd.DataFrame, dataset: str, split: str, protocol: str, models=None) -> pd.DataFrame:
+    """One Table-1 block: models x metric@k cells formatted 'mean ± sd' (from :func:`summarise`)."""
+    s = summary[(summary.dataset == dataset) & (summary.split == split) & (summary.protocol == protocol)]
+    cell = s.assign(col=s.metric + "@" + s.k.astype(str),
+                    txt=s["mean"].map("{:.4f}".format) + " ± " + s["std"].map("{:.4f}".format))
+    table = cell.pivot(index="model", columns="col", values="txt")
+    return table.reindex(models) if models is not None else table
+
+
 @contextmanager
 def timer():
     """``with timer() as t: ...``; then ``t()`` gives the elapsed seconds."""

@@ -35,7 +35,7 @@ import warnings
 import pandas as pd
 
 from dqrec import data, plots
-from dqrec.experiment import paper_table, profile_params, timer, write_table
+from dqrec.experiment import profile_params, table2_beside_paper, timer, write_table
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, main_dataset=main_dataset, seed=seed)
@@ -77,24 +77,7 @@ pd.Series(missing, name="why it is missing").to_frame()
 # ## Beside the paper's Table 2
 
 # %%
-paper = paper_table("table2_datasets").rename(columns=str.lower)
-paper_names = {"MovieLens": "ml-1m", "Book": "amazon-books-2023", "Netflix": "netflix"}
-ours = stats.set_index(["dataset", "subset"])
-rows = []
-for _, p in paper.iterrows():
-    name = paper_names[p.dataset]
-    for subset in ("all", "positive"):
-        if (name, subset) in ours.index:
-            o = ours.loc[(name, subset)]
-            rows.append(dict(dataset=p.dataset, ours=f"{name} ({subset})", paper_users=p.users, users=o.users,
-                             paper_items=p["items"], items=o["items"], paper_interactions=p.interactions,
-                             interactions=o.interactions, paper_density=p.density_percent,
-                             density=round(o.density_percent, 2)))
-        elif subset == "all":
-            rows.append(dict(dataset=p.dataset, ours=f"{name}: not available here", paper_users=p.users,
-                             paper_items=p["items"], paper_interactions=p.interactions,
-                             paper_density=p.density_percent))
-pd.DataFrame(rows)
+table2_beside_paper(stats)
 
 # %% [markdown]
 # ### The ML-1M row does not add up

@@ -43,7 +43,8 @@ import pandas as pd
 
 from dqrec import data, plots
 from dqrec.evaluate import equivalent_full_k
-from dqrec.experiment import paper_table, profile_params, results_dir, run_models, summarise, timer, write_table
+from dqrec.experiment import (mean_sd_table, paper_table, profile_params, results_dir, run_models, summarise,
+                              timer, write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
@@ -83,17 +84,11 @@ print(f"{len(results)} rows from {len(runs)} runs; fit + evaluation time of the 
 # Recall@K and NDCG@K, mean ± sd over seeds (sd 0 for deterministic models or a single seed).
 
 # %%
-def table(summary, dataset, kind, protocol):
-    s = summary[(summary.dataset == dataset) & (summary.split == kind) & (summary.protocol == protocol)]
-    cell = s.assign(col=s.metric + "@" + s.k.astype(str),
-                    txt=s["mean"].map("{:.4f}".format) + " ± " + s["std"].map("{:.4f}".format))
-    return cell.pivot(index="model", columns="col", values="txt").reindex(models)
-
-
 for name in params["datasets"]:
     for kind in splits:
         for protocol in ("in_batch", "full"):
-            display(table(summary, name, kind, protocol).style.set_caption(f"{name}, {kind} split, {protocol} protocol"))
+            block = mean_sd_table(summary, name, kind, protocol, models)
+            display(block.style.set_caption(f"{name}, {kind} split, {protocol} protocol"))
 
 # %%
 plots.table1_bars(summary, "Recall", 10);

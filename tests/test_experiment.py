@@ -52,3 +52,18 @@ def test_run_models_caches_and_resumes(tmp_path, monkeypatch):
 def test_unknown_model():
     with pytest.raises(ValueError, match="unknown model 'NCF'"):
         experiment.fit_model("NCF", planted_split(), 0, experiment.profile_params("test"))
+
+
+def test_table2_beside_paper_and_mean_sd_table():
+    import pandas as pd
+
+    stats = pd.DataFrame([dict(dataset="ml-1m", subset="all", users=6040, items=3706, interactions=1000209,
+                               density_percent=4.468)])
+    t = experiment.table2_beside_paper(stats)
+    ml = t[t.dataset == "MovieLens"].iloc[0]
+    assert ml.paper_users == 6034 and ml.users == 6040 and ml.density == 4.47
+    assert t[t.dataset == "Netflix"].ours.iloc[0] == "netflix: not available here"
+    summary = pd.DataFrame(dict(dataset="d", split="temporal", protocol="full", model=["A", "B"], metric="Recall",
+                                k=10, mean=[0.5, 0.25], std=[0.01, 0.0]))
+    cells = experiment.mean_sd_table(summary, "d", "temporal", "full", ["B", "A"])
+    assert cells.index.tolist() == ["B", "A"] and cells.loc["A", "Recall@10"] == "0.5000 ± 0.0100"
