@@ -46,8 +46,9 @@ print(f"profile={profile}  DQREC_DATA_DIR={data.data_dir()}")
 # %% [markdown]
 # ## Counts for every dataset we can read
 #
-# `amazon-books-2023` and `netflix` (the paper's two other datasets) need files we may not have
-# here: the Books rating file is ~1 GB and the Netflix Prize is no longer distributed. Where they are
+# The profile's own datasets are downloaded if they are not at hand; the others are read only if
+# they are already in the mirror or the cache. `amazon-books-2023` and `netflix` (the paper's two
+# other datasets) need files we may not have here: the Books rating file is ~1 GB and the Netflix Prize is no longer distributed. Where they are
 # missing the loader says what it expected and where; we list them as missing rather than guess.
 # `amazon-2018-small` (Magazine Subscriptions) and `netflix-prize-sample` (10,000 random ratings)
 # are real data in the same formats, shown only to exercise the loaders: they are far too sparse to
@@ -57,8 +58,8 @@ print(f"profile={profile}  DQREC_DATA_DIR={data.data_dir()}")
 loaded, missing = {}, {}
 with timer() as elapsed:
     for name in candidates:
-        try:
-            loaded[name] = data.load(name, download=False)
+        try:  # download the profile's datasets if needed; the others only if already at hand
+            loaded[name] = data.load(name, download=name in params["datasets"] + [params["main_dataset"]])
         except data.DataNotFoundError as err:
             missing[name] = str(err).split(".")[0]
 stats = pd.concat([ds.stats() for ds in loaded.values()], ignore_index=True)
