@@ -23,6 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 import pandas as pd
 
@@ -106,6 +107,53 @@ def neighbour_stats(aug: SideAugmentation) -> dict:
     return dict(explicit=float((explicit >= 0).sum(1).mean()), latent=float(n_latent.mean()),
                 latent_already_explicit=float(in_explicit.sum() / max(n_latent.sum(), 1)),
                 all=float((aug.neighbours >= 0).sum(1).mean()))
+
+
+def flat_search_agreement(split: Split, aug: SideAugmentation, embeddings: np.ndarray, rows=None,
+                          chunk: int = 50_000) -> dict:
+    """Check ``aug``'s neighbours against faiss IndexFlatL2 on the decoded z_hat, the usual exact search.
+
+    For the samples ``rows`` (default all) faiss searches the explicit and the L latent queries (once
+    per distinct query). Returns its search seconds and the share of samples whose neighbours are at
+    the same float64 distances as faiss's (ids may differ between equidistant entities), nearer than
+    faiss's (its float32 arithmetic picked a farther entity) or farther.
+    """
+    rows = np.arange(len(aug.codes)) if rows is None else np.asarray(rows)
+    dq, ids = aug.quantizer, np.flatnonzero(aug.store >= 0)
+    store_z = dq.decode(aug.codes[aug.store[ids]])
+    index = faiss.IndexFlatL2(store_z.shape[1])
+    index.add(store_z.astype(np.float32))
+    own = split.samples[aug.side].to_numpy()[rows]
+    codes = aug.codes[rows]
+    _, latent_codes = dq.encode_with_latent(embeddings[rows])
+    k_latent = aug.latent.shape[1] // dq.n_layers
+    queries = [(codes, aug.explicit[rows])]
+    for l in range(dq.n_layers if k_latent else 0):
+        swapped = codes.copy()
+        swapped[:, l] = latent_codes[:, l]
+        queries.append((swapped, aug.latent[rows, l * k_latent:(l + 1) * k_latent]))
+    seconds = 0.0
+    nearer, farther = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+    for query, got in queries:
+        n = got.shape[1]
+        start = time.perf_counter()
+        distinct, inverse = np.unique(query, axis=0, return_inverse=True)
+        _, found = index.search(dq.decode(distinct).astype(np.float32), n + 1)
+        found = found[inverse.ravel()]
+        seconds += time.perf_counter() - start
+        theirs = np.where(found >= 0, ids[found.clip(0)], -1)
+        theirs = np.take_along_axis(theirs, np.argsort(theirs == own[:, None], axis=1, kind="stable"), 1)[:, :n]
+        for part in np.array_split(np.arange(len(rows)), max(1, len(rows) // chunk)):
+            z = dq.decode(query[part])[:, None, :]
+            mine, want = (np.sort(np.where(x >= 0, ((store_z[np.searchsorted(ids, x)] - z) ** 2).sum(-1), np.inf), 1)
+                          for x in (got[part], theirs[part]))
+            same = np.isclose(mine, want, rtol=1e-9, atol=1e-12).all(1)
+            better = (mine <= want + 1e-12).all(1)
+            nearer[part] |= ~same & better
+            farther[part] |= ~same & ~better
+    return dict(samples=len(rows), faiss_flat_search_seconds=round(seconds, 2),
+                share_same_distances=float((~nearer & ~farther).mean()),
+                share_nearer_than_faiss=float((nearer & ~farther).mean()), share_farther_than_faiss=float(farther.mean()))
 
 
 def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed: int = 0) -> pd.DataFrame:

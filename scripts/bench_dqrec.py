@@ -18,57 +18,17 @@ import time
 import warnings
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dqrec import data  # noqa: E402
-from dqrec.augment import augment_side  # noqa: E402
+from dqrec.augment import augment_side, flat_search_agreement  # noqa: E402
 from dqrec.evaluate import evaluate  # noqa: E402
 from dqrec.experiment import fit_model, git_sha, profile_params  # noqa: E402
 from dqrec.representation import RepresentationModel  # noqa: E402
 
 NEIGHBOURS = dict(n_layers=4, codebook_size=128, k=30, k_latent=2)
-
-
-def faiss_reference(split, aug, side, embeddings, chunk=50_000):
-    """faiss IndexFlatL2 on the decoded z_hat (one search per distinct query) for the same neighbours.
-
-    Returns its search seconds and, per sample over the explicit and the L latent searches, the share
-    whose neighbours are at the same float64 distances as faiss's (ids may differ on ties), nearer
-    than faiss's (faiss's float32 rounding picked a farther entity), or farther.
-    """
-    dq, ids = aug.quantizer, np.flatnonzero(aug.store >= 0)
-    store_z = dq.decode(aug.codes[aug.store[ids]])
-    index = faiss.IndexFlatL2(store_z.shape[1])
-    index.add(store_z.astype(np.float32))
-    own = split.samples[side].to_numpy()
-    _, latent_codes = dq.encode_with_latent(embeddings)
-    k, kl = NEIGHBOURS["k"], NEIGHBOURS["k_latent"]
-    queries = [(aug.codes, aug.explicit, k)]
-    for l in range(dq.n_layers):
-        swapped = aug.codes.copy()
-        swapped[:, l] = latent_codes[:, l]
-        queries.append((swapped, aug.latent[:, l * kl:(l + 1) * kl], kl))
-    seconds = 0.0
-    nearer, farther = np.zeros(len(own), bool), np.zeros(len(own), bool)
-    for codes, got, n in queries:
-        start = time.perf_counter()
-        distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
-        _, found = index.search(dq.decode(distinct).astype(np.float32), n + 1)
-        found = found[inverse.ravel()]
-        seconds += time.perf_counter() - start
-        theirs = np.where(found >= 0, ids[found.clip(0)], -1)
-        theirs = np.take_along_axis(theirs, np.argsort(theirs == own[:, None], axis=1, kind="stable"), 1)[:, :n]
-        for rows in np.array_split(np.arange(len(own)), max(1, len(own) // chunk)):
-            q = dq.decode(codes[rows])[:, None, :]
-            dist = [np.sort(((store_z[np.searchsorted(ids, x)] - q) ** 2).sum(-1), 1) for x in (got[rows], theirs[rows])]
-            same = np.isclose(dist[0], dist[1], rtol=1e-9, atol=1e-12).all(1)
-            nearer[rows] |= ~same & (dist[0] <= dist[1] + 1e-12).all(1)
-            farther[rows] |= ~same & ~(dist[0] <= dist[1] + 1e-12).all(1)
-    return dict(faiss_flat_search_seconds=round(seconds, 2), share_same_distances=float((~nearer & ~farther).mean()),
-                share_nearer_than_faiss=float((nearer & ~farther).mean()), share_farther_than_faiss=float(farther.mean()))
 
 
 def main():
@@ -99,8 +59,8 @@ def main():
     reference = {}
     for side in ("user", "item"):
         aug = augment_side(split, emb[side], side, **NEIGHBOURS)
-        reference[side] = dict(distinct_ids=int(len(np.unique(aug.codes, axis=0))), samples=len(aug.codes),
-                               **faiss_reference(split, aug, side, emb[side]))
+        reference[side] = dict(distinct_ids=int(len(np.unique(aug.codes, axis=0))),
+                               **flat_search_agreement(split, aug, emb[side]))
     neighbours = dict(params=NEIGHBOURS, warm_up_seconds=round(warm_up, 2), repeats=repeats,
                       median_total_seconds=totals[1], target_seconds=5.0, meets_target=totals[1] <= 5.0,
                       faiss_reference=reference, git_sha=git_sha())

@@ -154,3 +154,15 @@ def test_history_overlap_planted_groups():
     assert overlap[no_history[split.samples.user.to_numpy()[rows]]].isna().all().all()
     stats = augment.neighbour_stats(aug)
     assert stats["explicit"] == 5 and 0 <= stats["latent_already_explicit"] <= 1
+
+
+def test_flat_search_agreement_on_planted_split():
+    """Neighbours are never farther than faiss's exact flat search; a corrupted set is caught."""
+    split = planted_split()
+    z = np.random.default_rng(1).normal(size=(len(split.samples), 8))
+    aug = augment.augment_side(split, z, "user", n_layers=2, codebook_size=6, k=4, k_latent=2)
+    check = augment.flat_search_agreement(split, aug, z)
+    assert check["samples"] == len(z) and check["share_farther_than_faiss"] == 0
+    assert check["share_same_distances"] + check["share_nearer_than_faiss"] == 1
+    aug.explicit[:, 0] = aug.explicit[:, -1]  # the nearest replaced by the 4th: farther on some rows
+    assert augment.flat_search_agreement(split, aug, z, rows=np.arange(200))["share_farther_than_faiss"] > 0
