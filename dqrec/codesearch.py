@@ -95,6 +95,8 @@ class CodeSearch:
         exclude = np.full(n, -1, np.int64) if exclude is None else np.asarray(exclude, np.int64)
         if exclude.shape != (n,):
             raise ValueError(f"exclude must have shape ({n},), got {exclude.shape}")
+        if n == 0:
+            return np.zeros((0, k), np.int32), None if latent is None else np.zeros((0, n_layers, k_latent), np.int32)
         extra = int(np.isin(exclude, self.labels_).any())  # one more candidate, to drop the excluded entity
         k_search, kl_search = k + extra, (k_latent + extra if latent is not None else 1)
 

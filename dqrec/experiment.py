@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +27,13 @@ PAPER_HPARAMS = dict(n_layers=4, codebook_size=128, beta=0.25, k=30, k_latent=2)
 
 PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
-                  seeds=[0, 1, 2], epochs=10, patience=2, seq_len=20, representation_epochs=3),
+                  seeds=[0, 1, 2], epochs=10, patience=2, seq_len=20, representation_epochs=3,
+                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2], "ml-latest-small": [0, 1, 2]}),
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
-                  seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3),
+                  seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3,
+                  ablation_seeds={"ml-100k": [0]}),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
-                 seq_len=10, representation_epochs=1),
+                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]}),
 }
 
 
@@ -125,6 +128,42 @@ def mean_sd_table(summary: pd.DataFrame, dataset: str, split: str, protocol: str
     return table.reindex(models) if models is not None else table
 
 
+def ablation_changes(results: pd.DataFrame, protocol: str = "in_batch", metric: str = "Recall",
+                     k: int = 5) -> pd.DataFrame:
+    """Relative change of each Table 3 variant against full DQRec of the same seed, ours and the paper's.
+
+    results: run rows (:func:`run_models`) holding "DQRec" and "DQRec <variant>" models. Returns long
+    rows (source, dataset, split, variant, seed, value, change) with change = value / DQRec - 1; the
+    paper's rows have source "paper", split "paper" and seed -1.
+    """
+    sel = results[(results.protocol == protocol) & (results.metric == metric) & (results.k == k)
+                  & results.model.isin(ABLATION_MODELS)]
+    full = sel[sel.model == "DQRec"].set_index(["dataset", "split", "seed"]).value
+    ours = sel.assign(variant=sel.model.str.removeprefix("DQRec").str.strip().replace("", "DQRec"),
+                      change=sel.value.to_numpy() / full.reindex(pd.MultiIndex.from_frame(
+                          sel[["dataset", "split", "seed"]])).to_numpy() - 1, source="ours")
+    paper = paper_table("table3_ablation")
+    paper = paper[paper.metric == f"{metric}@{k}"]
+    base = paper[paper.variant == "DQRec"].set_index("dataset").value
+    paper = paper.assign(change=paper.value / paper.dataset.map(base) - 1, source="paper", split="paper", seed=-1)
+    cols = ["source", "dataset", "split", "variant", "seed", "value", "change"]
+    out = pd.concat([ours[cols], paper[cols]], ignore_index=True)
+    order = {v: i for i, v in enumerate(list(ABLATIONS) + ["DQRec"])}
+    return out.sort_values(["source", "dataset", "split", "variant"], key=lambda c: c.map(order) if c.name == "variant"
+                           else c, kind="stable").reset_index(drop=True)
+
+
+def ablation_table(changes: pd.DataFrame) -> pd.DataFrame:
+    """Variants x (source, dataset, split): 'value mean ± sd (change %)' from :func:`ablation_changes`."""
+    g = changes.groupby(["variant", "source", "dataset", "split"], sort=False)
+    stats = g.agg(mean=("value", "mean"), sd=("value", "std"), change=("change", "mean")).fillna({"sd": 0.0})
+    text = stats["mean"].map("{:.4f}".format) + np.where(stats.index.get_level_values("source") == "paper", "",
+                                                          " ± " + stats["sd"].map("{:.4f}".format)) \
+        + " (" + (100 * stats["change"]).map("{:+.1f}%".format) + ")"
+    table = text.unstack(["source", "dataset", "split"])
+    return table.reindex(list(ABLATIONS) + ["DQRec"])
+
+
 @contextmanager
 def timer():
     """``with timer() as t: ...``; then ``t()`` gives the elapsed seconds."""
@@ -145,6 +184,19 @@ def timer():
 # --------------------------------------------------------------------------------------------
 MODEL_NAMES = ("DQRec", "DualTower", "MF-BPR", "EASE", "ItemKNN", "MostPopular")
 
+# Table 3 (Section 6.3): each ablation is DQRec with parts of Eq. 20 switched off; as a model name,
+# "DQRec <variant>" (e.g. "DQRec w/o Lat."), in the paper's row order.
+ABLATIONS = {
+    "w/o Feat.Aug. User": dict(user_feature_aug=False),
+    "w/o Feat.Aug. Item": dict(item_feature_aug=False),
+    "w/o Feat.Aug. All": dict(user_feature_aug=False, item_feature_aug=False),
+    "w/o Lat.": dict(latent_exploration=False),
+    "w/o Relat.Aug. User": dict(user_linkage_aug=False),
+    "w/o Relat.Aug. Item": dict(item_linkage_aug=False),
+    "w/o Relat.Aug. All": dict(user_linkage_aug=False, item_linkage_aug=False),
+}
+ABLATION_MODELS = tuple(f"DQRec {v}" for v in ABLATIONS) + ("DQRec",)
+
 
 def fit_model(name: str, split, seed: int, params: dict, **overrides):
     """Fit model ``name`` on ``split.train`` (early stopping on valid where the model trains)."""
@@ -153,6 +205,8 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
     from .model import DQRec, DualTower
 
     progress = params.get("progress", True)
+    if name.startswith("DQRec ") and name[len("DQRec "):] in ABLATIONS:
+        return fit_model("DQRec", split, seed, params, **ABLATIONS[name[len("DQRec "):]], **overrides)
     if name in ("DQRec", "DualTower"):
         cls = DQRec if name == "DQRec" else DualTower
         kw = dict(seed=seed, epochs=params["epochs"], patience=params["patience"], progress=progress,
@@ -164,7 +218,7 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
         return model.fit(split.train, split.n_users, split.n_items, valid_fn=validation_criterion(split, seed))
     if name in BASELINES:
         return BASELINES[name]().fit(split.train, split.n_users, split.n_items)
-    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES + ABLATION_MODELS[:-1]}")
 
 
 RUN_KEYS = ("epochs", "patience", "seq_len", "representation_epochs", "n_layers", "codebook_size", "beta", "k",

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from .data import Split
+from .experiment import ABLATIONS
 
 
 def activity(split: Split) -> plt.Figure:
@@ -169,5 +170,21 @@ def layer_nmi_heatmaps(nmi: dict, chance: dict | None = None) -> plt.Figure:
                         cbar=j == len(names) - 1)
             level = "" if chance is None or (side, name) not in chance else f" (chance {chance[(side, name)]:.2f})"
             ax.set(title=f"{side}s: {name}{level}", xlabel="layer", ylabel="layer")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_changes(changes: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Table 3 as a picture: each variant's change against full DQRec (%), ours (mean and sd over seeds)
+    next to the paper's, from :func:`dqrec.experiment.ablation_changes`."""
+    df = changes[changes.variant != "DQRec"].assign(
+        change=lambda d: 100 * d.change,
+        run=lambda d: np.where(d.source == "paper", "paper: " + d.dataset, d.dataset + " (" + d.split + ")"))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * df.variant.nunique() + 1.5))
+    sns.pointplot(df, y="variant", x="change", hue="run", order=[v for v in ABLATIONS if v in set(df.variant)],
+                  errorbar="sd", dodge=0.5, linestyle="none", markersize=4, err_kws={"linewidth": 1}, ax=ax)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set(xlabel="change against full DQRec (%)", ylabel="", title=title)
+    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
     fig.tight_layout()
     return fig

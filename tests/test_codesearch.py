@@ -93,3 +93,9 @@ def test_union_rows_keeps_first_appearance():
     first = np.array([[1, 2, -1], [3, -1, -1]], np.int32)
     second = np.array([[2, 4, 4], [-1, 3, 5]], np.int32)
     assert union_rows(first, second).tolist() == [[1, 2, 4, -1, -1, -1], [3, 5, -1, -1, -1, -1]]
+
+
+def test_no_queries():
+    explicit, lat = CodeSearch([np.eye(2)], np.array([[0], [1]])).search(np.zeros((0, 1), int), np.zeros((0, 1), int),
+                                                                         k=3, k_latent=1)
+    assert explicit.shape == (0, 3) and lat.shape == (0, 1, 1)

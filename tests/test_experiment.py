@@ -67,3 +67,43 @@ def test_table2_beside_paper_and_mean_sd_table():
                                 k=10, mean=[0.5, 0.25], std=[0.01, 0.0]))
     cells = experiment.mean_sd_table(summary, "d", "temporal", "full", ["B", "A"])
     assert cells.index.tolist() == ["B", "A"] and cells.loc["A", "Recall@10"] == "0.5000 ± 0.0100"
+
+
+def test_ablation_variants_switch_off_their_part(monkeypatch):
+    """'DQRec <variant>' fits DQRec with the variant's flags; unknown variants are refused."""
+    seen = []
+
+    class Recorder:
+        def __init__(self, **kw):
+            seen.append(kw)
+
+        def fit(self, split, evaluate_valid=None):
+            return self
+
+    import dqrec.model
+
+    monkeypatch.setattr(dqrec.model, "DQRec", Recorder)
+    params = experiment.profile_params("test")
+    for variant, flags in experiment.ABLATIONS.items():
+        experiment.fit_model(f"DQRec {variant}", planted_split(), 0, params)
+        assert all(seen[-1][f] is v for f, v in flags.items()) and seen[-1]["k"] == params["k"]
+    with pytest.raises(ValueError, match="unknown model 'DQRec w/o IDs'"):
+        experiment.fit_model("DQRec w/o IDs", planted_split(), 0, params)
+
+
+def test_ablation_changes_and_table():
+    import pandas as pd
+
+    rows = [dict(dataset="d", split="temporal", protocol="in_batch", metric="Recall", k=5, model=m, seed=s, value=v)
+            for m, s, v in [("DQRec", 0, 0.5), ("DQRec", 1, 0.4), ("DQRec w/o Lat.", 0, 0.45),
+                            ("DQRec w/o Lat.", 1, 0.42), ("EASE", 0, 0.9)]]
+    changes = experiment.ablation_changes(pd.DataFrame(rows))
+    ours = changes[changes.source == "ours"].set_index(["variant", "seed"]).change
+    assert ours[("w/o Lat.", 0)] == pytest.approx(-0.1) and ours[("w/o Lat.", 1)] == pytest.approx(0.05)
+    assert ours[("DQRec", 0)] == 0 and "EASE" not in changes.variant.values
+    paper = changes[(changes.source == "paper") & (changes.dataset == "MovieLens")].set_index("variant")
+    assert paper.loc["w/o Lat.", "change"] == pytest.approx(0.6066 / 0.6204 - 1)
+    table = experiment.ablation_table(changes)
+    assert table.index[-1] == "DQRec" and table.index[0] == "w/o Feat.Aug. User"
+    assert table.loc["w/o Lat.", ("ours", "d", "temporal")] == "0.4350 ± 0.0212 (-2.5%)"
+    assert table.loc["w/o Lat.", ("paper", "MovieLens", "paper")] == "0.6066 (-2.2%)"
