@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from contextlib import contextmanager
@@ -25,15 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 # The paper's hyper-parameters (Section 6.1.4), shared by every profile.
 PAPER_HPARAMS = dict(n_layers=4, codebook_size=128, beta=0.25, k=30, k_latent=2)
 
+# Fig. 3: the values of K, J and L tried one at a time around the paper's setting (L must divide d=64).
+SENSITIVITY_GRID = {"k": [5, 10, 30, 100], "codebook_size": [16, 64, 128, 512], "n_layers": [1, 2, 4, 8, 16]}
+
 PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
                   seeds=[0, 1, 2], epochs=10, patience=2, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2], "ml-latest-small": [0, 1, 2]}),
+                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2], "ml-latest-small": [0, 1, 2]},
+                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID),
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
                   seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-100k": [0]}),
+                  ablation_seeds={"ml-100k": [0]}, sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
+                  sensitivity_grid=SENSITIVITY_GRID),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
-                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]}),
+                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
+                 sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
+                 sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
 }
 
 
@@ -231,7 +239,8 @@ def run_key(split, model: str, seed: int, params: dict) -> str:
 
     spec = dict(split.params, dataset=split.name, model=model, seed=seed, **{k: params.get(k) for k in RUN_KEYS})
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"{split.name}_{split.kind}_{model}_s{seed}_{digest}"
+    safe = re.sub(r"[^A-Za-z0-9-]+", "-", model).strip("-")  # "DQRec w/o Lat." -> "DQRec-w-o-Lat"
+    return f"{split.name}_{split.kind}_{safe}_s{seed}_{digest}"
 
 
 def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None,

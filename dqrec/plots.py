@@ -188,3 +188,50 @@ def ablation_changes(changes: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sensitivity(results: pd.DataFrame, metric: str = "Recall", k: int = 10, defaults: dict | None = None) -> plt.Figure:
+    """Fig. 3: ``metric@k`` against each swept parameter (columns ``parameter``, ``value_of_parameter``),
+    one panel per parameter, a line per protocol (mean and sd over seeds); dashed: ``defaults``."""
+    df = results[(results.metric == metric) & (results.k == k)]
+    names = list(dict.fromkeys(df.parameter))
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        sns.lineplot(df[df.parameter == name], x="value_of_parameter", y="value", hue="protocol", errorbar="sd",
+                     marker="o", ax=ax)
+        ax.set_xscale("log", base=2)
+        if defaults and name in defaults:
+            ax.axvline(defaults[name], color="grey", ls="--", lw=0.8)
+        ax.set(xlabel=name, ylabel=f"{metric}@{k}", title=f"{metric}@{k} against {name}")
+    fig.tight_layout()
+    return fig
+
+
+def shared_codes_summary(summary: pd.DataFrame) -> plt.Figure:
+    """Fig. 4, quantified: history overlap and genre-mix similarity of user pairs by shared codes
+    (from :func:`dqrec.casestudy.pair_summary`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].bar(summary.shared_codes, summary.history_jaccard)
+    axes[0].set(xlabel="codes shared by the two semantic IDs", ylabel="mean Jaccard of training items",
+                title="history overlap")
+    for x, n in zip(summary.shared_codes, summary.pairs):
+        axes[0].annotate(f"{n:,} pairs", (x, 0), xytext=(0, 3), textcoords="offset points", ha="center",
+                         rotation=90, fontsize=7, color="white")
+    axes[1].plot(summary.shared_codes, summary.genre_cosine, "o-", label="all pairs")
+    axes[1].plot(summary.shared_codes, summary.genre_cosine_no_common_item, "s--", label="pairs with no common item")
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set(xlabel="codes shared by the two semantic IDs", ylabel="mean cosine of centred genre mixes",
+                title="taste similarity")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pair_genres(profile: pd.DataFrame) -> plt.Figure:
+    """Genre shares of two users side by side (from :func:`dqrec.casestudy.pair_profile`)."""
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(profile) + 1.2))
+    profile.iloc[::-1].plot.barh(ax=ax)
+    ax.set(xlabel="share of the genres of the user's training items", ylabel="")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

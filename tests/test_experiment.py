@@ -107,3 +107,12 @@ def test_ablation_changes_and_table():
     assert table.index[-1] == "DQRec" and table.index[0] == "w/o Feat.Aug. User"
     assert table.loc["w/o Lat.", ("ours", "d", "temporal")] == "0.4350 ± 0.0212 (-2.5%)"
     assert table.loc["w/o Lat.", ("paper", "MovieLens", "paper")] == "0.6066 (-2.2%)"
+
+
+def test_run_keys_are_distinct_plain_file_names():
+    split = planted_split()
+    params = experiment.profile_params("test")
+    keys = [experiment.run_key(split, m, 0, params) for m in experiment.MODEL_NAMES + experiment.ABLATION_MODELS[:-1]]
+    assert len(set(keys)) == len(keys)
+    assert all("/" not in key and "." not in key and " " not in key for key in keys)
+    assert experiment.run_key(split, "MF-BPR", 0, params).startswith("planted_temporal_MF-BPR_s0_")

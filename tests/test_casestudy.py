@@ -1,0 +1,55 @@
+"""The Fig. 4 case study: pairs of users by shared codes, history overlap and taste."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from dqrec import augment, casestudy
+from dqrec.representation import RepresentationModel
+from tests.test_augment_model import planted_split
+
+
+@pytest.fixture(scope="module")
+def planted():
+    split = planted_split()
+    rep = RepresentationModel(dim=16, hidden=32, epochs=6, batch_size=256, progress=False).fit(split)
+    aug = augment.augment_side(split, rep.sample_embeddings(split, "user"), "user", n_layers=2, codebook_size=4,
+                               k=5, k_latent=1)
+    return split, aug
+
+
+def test_genre_profiles_are_shares(planted):
+    split, _ = planted
+    profiles, genres = casestudy.genre_profiles(split)
+    assert genres == ["A", "B"]
+    has = profiles.sum(1) > 0
+    np.testing.assert_allclose(profiles[has].sum(1), 1)
+    group = np.arange(split.n_users) % 2  # group 0 likes the A half, group 1 the B half
+    assert (profiles[has, 0] == (group[has] == 0)).all()
+
+
+def test_pair_summary_counts_every_pair_once(planted):
+    split, aug = planted
+    summary = casestudy.pair_summary(split, aug, chunk=7)
+    n = int((aug.store >= 0).sum())
+    assert summary.pairs.sum() == n * (n - 1) // 2 and list(summary.shared_codes) == [0, 1, 2]
+    assert summary[summary.pairs > 0].history_jaccard.between(0, 1).all()
+    # planted groups: users sharing the whole ID are mostly in one group, so their tastes agree more
+    assert summary.genre_cosine.iloc[-1] > summary.genre_cosine.iloc[0]
+
+
+def test_case_pair_shares_no_item(planted):
+    split, aug = planted
+    a, b = casestudy.case_pair(split, aug, min_items=5)
+    x = casestudy.history_matrix(split)
+    assert a != b and aug.store[a] >= 0 and aug.store[b] >= 0 and x[a].multiply(x[b]).sum() == 0
+    table = casestudy.pair_profile(split, aug, (a, b))
+    assert table.shape == (2, 2)
+
+
+def test_case_study_needs_genres_and_users(planted):
+    split, aug = planted
+    with pytest.raises(ValueError, match="user-side"):
+        casestudy.pair_summary(split, augment.SideAugmentation("item", *[None] * 7))
+    no_genres = type("S", (), {"items": pd.DataFrame(index=range(3)), "name": "x"})()
+    with pytest.raises(ValueError, match="no item genres"):
+        casestudy.genre_profiles(no_genres)
