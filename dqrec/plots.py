@@ -221,7 +221,7 @@ def shared_codes_summary(summary: pd.DataFrame) -> plt.Figure:
     axes[1].plot(summary.shared_codes, summary.genre_cosine_no_common_item, "s--", label="pairs with no common item")
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set(xlabel="codes shared by the two semantic IDs", ylabel="mean cosine of centred genre mixes",
-                title="taste similarity")
+                title="taste similarity", xticks=summary.shared_codes)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -107,7 +107,7 @@ bench = json.loads((results_dir("paper") / "bench" / "dqrec.json").read_text())[
 pd.DataFrame({**{f"run {i + 1}": {side: r[side]["seconds"] for side in ("user", "item")} | {"total": r["total_seconds"]}
                  for i, r in enumerate(bench["repeats"])},
               "faiss flat search only": {side: bench["faiss_reference"][side]["faiss_flat_search_seconds"]
-                                         for side in ("user", "item")}}).T
+                                         for side in ("user", "item")}}).T.assign(total=lambda t: t.user + t.item)
 
 # %% [markdown]
 # ## Feature augmentation (Eq. 14): how the codes are shared
