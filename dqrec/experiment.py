@@ -162,12 +162,13 @@ def ablation_changes(results: pd.DataFrame, protocol: str = "in_batch", metric: 
 
 
 def ablation_table(changes: pd.DataFrame) -> pd.DataFrame:
-    """Variants x (source, dataset, split): 'value mean ± sd (change %)' from :func:`ablation_changes`."""
+    """Variants x (source, dataset, split): 'mean ± sd (change %)' from :func:`ablation_changes`; a single
+    seed reads 'value (1 seed) (change %)', a paper cell 'value (change %)'."""
     g = changes.groupby(["variant", "source", "dataset", "split"], sort=False)
-    stats = g.agg(mean=("value", "mean"), sd=("value", "std"), change=("change", "mean")).fillna({"sd": 0.0})
-    text = stats["mean"].map("{:.4f}".format) + np.where(stats.index.get_level_values("source") == "paper", "",
-                                                          " ± " + stats["sd"].map("{:.4f}".format)) \
-        + " (" + (100 * stats["change"]).map("{:+.1f}%".format) + ")"
+    stats = g.agg(mean=("value", "mean"), sd=("value", "std"), n=("value", "size"), change=("change", "mean"))
+    spread = np.where(stats.index.get_level_values("source") == "paper", "",
+                      np.where(stats["n"] > 1, " ± " + stats["sd"].map("{:.4f}".format), " (1 seed)"))
+    text = stats["mean"].map("{:.4f}".format) + spread + " (" + (100 * stats["change"]).map("{:+.1f}%".format) + ")"
     table = text.unstack(["source", "dataset", "split"])
     return table.reindex(list(ABLATIONS) + ["DQRec"])
 

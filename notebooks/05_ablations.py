@@ -108,7 +108,7 @@ ours = changes[("in_batch", "Recall")].query("source == 'ours'")
 noise = ours[ours.variant == "DQRec"].groupby(["dataset", "split"]).value.agg(lambda v: v.std() / v.mean())
 verdict = ours[ours.variant != "DQRec"].groupby(["variant", "dataset", "split"], sort=False).change.mean().unstack(
     ["dataset", "split"])
-display((100 * verdict).round(1).style.set_caption(f"mean change of Recall@{k} (in-batch) against full DQRec, %"))
+display((100 * verdict).style.format("{:+.1f}").set_caption(f"mean change of Recall@{k} (in-batch) against full DQRec, %"))
 display(pd.DataFrame({"cells where it is worse": (verdict < 0).sum(axis=1), "cells": verdict.notna().sum(axis=1)}))
 print("seed spread of full DQRec, sd / mean of its Recall@5 (cells with several seeds):",
       {f"{d} {s}": f"{100 * v:.1f}%" for (d, s), v in noise.dropna().items()})

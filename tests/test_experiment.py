@@ -107,6 +107,8 @@ def test_ablation_changes_and_table():
     assert table.index[-1] == "DQRec" and table.index[0] == "w/o Feat.Aug. User"
     assert table.loc["w/o Lat.", ("ours", "d", "temporal")] == "0.4350 ± 0.0212 (-2.5%)"
     assert table.loc["w/o Lat.", ("paper", "MovieLens", "paper")] == "0.6066 (-2.2%)"
+    one_seed = experiment.ablation_table(changes[changes.seed != 1])
+    assert one_seed.loc["w/o Lat.", ("ours", "d", "temporal")] == "0.4500 (1 seed) (-10.0%)"
 
 
 def test_run_keys_are_distinct_plain_file_names():
