@@ -156,6 +156,12 @@ def flat_search_agreement(split: Split, aug: SideAugmentation, embeddings: np.nd
                 share_nearer_than_faiss=float((nearer & ~farther).mean()), share_farther_than_faiss=float(farther.mean()))
 
 
+def history_matrix(split: Split, side: str = "user"):
+    """0/1 float32 training interactions, (n_users, n_items) for users, (n_items, n_users) for items."""
+    m = split.matrix(("train",))
+    return (m if side == "user" else m.T.tocsr()).astype(bool).astype(np.float32)
+
+
 def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed: int = 0) -> pd.DataFrame:
     """Jaccard overlap of training histories between each sample's entity and its neighbours.
 
@@ -163,8 +169,7 @@ def history_overlap(split: Split, aug: SideAugmentation, rows: np.ndarray, seed:
     with as many random entities (the chance level). Users' histories are item sets, items' user sets.
     Rows whose entity has no training history (common for test users under a temporal split) are NaN.
     """
-    m = split.matrix(("train",))
-    x = (m if aug.side == "user" else m.T.tocsr()).astype(bool).astype(np.float32)
+    x = history_matrix(split, aug.side)
     sizes = np.asarray(x.sum(1)).ravel()
     owner = split.samples[aug.side].to_numpy()[rows]
     rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .augment import SideAugmentation
+from .augment import SideAugmentation, history_matrix
 from .data import Split
 
 
@@ -34,12 +34,6 @@ def genre_profiles(split: Split) -> tuple[np.ndarray, list[str]]:
     counts = (history_matrix(split) @ item_genres).toarray()
     total = counts.sum(1, keepdims=True)
     return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0), list(genres.columns)
-
-
-def history_matrix(split: Split) -> sparse.csr_matrix:
-    """(n_users, n_items) 0/1 training interactions."""
-    m = split.matrix(("train",)).astype(bool).astype(np.float32)
-    return sparse.csr_matrix(m)
 
 
 def taste_vectors(split: Split, users: np.ndarray) -> np.ndarray:

@@ -253,7 +253,6 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
     cache: a folder where each run's rows and ranks are stored under :func:`run_key`; a run whose
         file exists is read instead of recomputed, so an interrupted sweep resumes where it stopped.
     """
-    import numpy as np
     from tqdm import tqdm
 
     from .evaluate import evaluate

@@ -40,7 +40,7 @@ def test_pair_summary_counts_every_pair_once(planted):
 def test_case_pair_shares_no_item(planted):
     split, aug = planted
     a, b = casestudy.case_pair(split, aug, min_items=5)
-    x = casestudy.history_matrix(split)
+    x = augment.history_matrix(split)
     assert a != b and aug.store[a] >= 0 and aug.store[b] >= 0 and x[a].multiply(x[b]).sum() == 0
     table = casestudy.pair_profile(split, aug, (a, b))
     assert table.shape == (2, 2)
