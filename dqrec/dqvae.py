@@ -255,6 +255,48 @@ class DQVAE:
         self.batch_size = batch_size
         self.seed = seed
         self.verbose = verbose
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Types and ranges of the constructor arguments, in the user's terms (before any data is seen)."""
+        def integer(name, minimum, why):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise ValueError(f"DQVAE: {name} must be an integer >= {minimum} ({why}), got {v!r}")
+
+        def real(name, why, positive):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v)
+            if not ok or (v <= 0 if positive else v < 0):
+                raise ValueError(f"DQVAE: {name} must be a finite number {'> 0' if positive else '>= 0'} ({why}), "
+                                 f"got {v!r}")
+
+        integer("n_layers", 1, "the number of code layers L")
+        integer("codebook_size", 2, "codewords per layer J; latent codes need a runner-up, so J >= 2")
+        real("beta", "the weight of L_C in L_T = L_R + beta L_C", positive=False)
+        if self.fit_method not in FIT_METHODS:
+            raise ValueError(f"DQVAE: fit_method must be one of {FIT_METHODS}, got {self.fit_method!r}")
+        integer("n_iter", 1, "k-means iterations")
+        integer("adam_epochs", 1, "epochs of the Adam path")
+        real("adam_lr", "the Adam learning rate", positive=True)
+        integer("batch_size", 1, "rows per Adam step")
+        integer("seed", 0, "the random seed")
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise ValueError(f"DQVAE: verbose must be True or False, got {self.verbose!r}")
+
+    def check_shape(self, n: int, d: int, what: str = "rows of Z") -> None:
+        """Check that an (n, d) matrix can be fitted with these parameters, before computing it.
+
+        ``what`` names the n rows in the caller's terms (e.g. "users with training samples"), so a model
+        that quantises data it derives can fail early with a message the user can act on.
+        """
+        _check_split(d, self.n_layers)
+        if n <= d:
+            raise ValueError(f"DQ-VAE needs more samples than dimensions (N > d, Section 4.2.2), got N={n} {what} "
+                             f"and d={d}")
+        if self.codebook_size > n:
+            raise ValueError(f"codebook_size={self.codebook_size} exceeds the number of {what} (N={n}): a layer "
+                             f"cannot have more codewords than rows to quantise; choose codebook_size <= {n}")
 
     def get_params(self) -> dict:
         """The constructor arguments."""
@@ -266,19 +308,9 @@ class DQVAE:
     # ----------------------------------------------------------------- fitting
 
     def _check_fit_input(self, Z) -> np.ndarray:
-        if self.fit_method not in FIT_METHODS:
-            raise ValueError(f"fit_method must be one of {FIT_METHODS}, got {self.fit_method!r}")
-        if self.codebook_size < 2:
-            raise ValueError(f"codebook_size must be >= 2 (latent codes need a runner-up), got {self.codebook_size}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        self._check_params()  # again: attributes may have been changed since construction
         Z = check_matrix(Z)
-        n, d = Z.shape
-        _check_split(d, self.n_layers)
-        if n <= d:
-            raise ValueError(f"DQ-VAE needs more samples than dimensions (N > d, Section 4.2.2), got N={n}, d={d}")
-        if self.codebook_size > n:
-            raise ValueError(f"codebook_size={self.codebook_size} exceeds the number of samples N={n}")
+        self.check_shape(*Z.shape)
         return Z
 
     def fit(self, Z) -> "DQVAE":
@@ -426,12 +458,41 @@ class DQVAE:
 
     @classmethod
     def load(cls, path) -> "DQVAE":
-        """A fitted DQVAE read from a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as f:
-            model = cls(**json.loads(str(f["params"])))
-            model.mean_, model.components_ = f["mean"], f["components"]
-            model.singular_values_, model.loss_history_ = f["singular_values"], f["loss_history"]
-            model.groups_, model.codebooks_ = list(f["groups"]), list(f["codebooks"])
+        """A fitted DQVAE read from a file written by :meth:`save`.
+
+        A file that is not one (truncated, corrupted, another format, inconsistent shapes) raises a
+        ValueError naming it; a missing file raises FileNotFoundError.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = {"params", "mean", "components", "singular_values", "groups", "codebooks",
+                           "loss_history"} - set(f.files)
+                if missing:
+                    raise KeyError(f"missing arrays {sorted(missing)}")
+                params = json.loads(str(f["params"]))
+                if not isinstance(params, dict):
+                    raise TypeError("the parameters are not a JSON object")
+                model = cls(**params)
+                model.mean_, model.components_ = f["mean"], f["components"]
+                model.singular_values_, model.loss_history_ = f["singular_values"], f["loss_history"]
+                groups, codebooks = f["groups"], f["codebooks"]
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # zipfile.BadZipFile, numpy's pickle refusal, KeyError, JSON, bad parameters
+            detail = "not an .npz archive" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
+            raise ValueError(f"{path} is not a DQVAE file written by DQVAE.save, or it is truncated or corrupted "
+                             f"({detail}). Fit the model again and save it.") from None
+        d, L, J = len(model.mean_), model.n_layers, model.codebook_size
+        expected = {"mean": (model.mean_.shape, (d,)), "components": (model.components_.shape, (d, d)),
+                    "singular_values": (model.singular_values_.shape, (d,)),
+                    "groups": (groups.shape, (L, d // L)), "codebooks": (codebooks.shape, (L, J, d // L))}
+        bad = {k: v for k, v in expected.items() if v[0] != v[1]}
+        if d % L or bad or not np.issubdtype(groups.dtype, np.integer) or not all(
+                np.all(np.isfinite(a)) for a in (model.mean_, model.components_, codebooks)):
+            raise ValueError(f"{path} is corrupted: its arrays do not fit its parameters n_layers={L}, "
+                             f"codebook_size={J}, d={d} ({', '.join(f'{k} {v[0]}, expected {v[1]}' for k, v in bad.items()) or 'non-finite or non-integer values'}). "
+                             "Fit the model again and save it.")
+        model.groups_, model.codebooks_ = list(groups), list(codebooks)
         return model
 
 

@@ -198,7 +198,7 @@ def test_save_load_round_trip(tmp_path, gaussian, method):
     (np.ones(40), dict(n_layers=1, codebook_size=4), "2-D"),
     (np.ones((40, 4, 2)), dict(n_layers=1, codebook_size=4), "2-D"),
     (np.ones((40, 4)), dict(n_layers=2, codebook_size=4, fit_method="sgd"), "fit_method"),
-    (np.ones((40, 4)), dict(n_layers=2, codebook_size=1), "codebook_size must be >= 2"),
+    (np.ones((40, 4)), dict(n_layers=2, codebook_size=1), "codebook_size must be an integer >= 2"),
 ])
 def test_bad_fit_input(Z, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -16,6 +16,17 @@ class EASE:
     """
 
     def __init__(self, l2: float = 500.0, dtype=np.float64):
+        # l2 <= 0 makes X^T X + lambda I singular for any item without train positives (and a singular
+        # matrix crashes scipy.linalg.inv(overwrite_a=True) with a segmentation fault: scipy issue 26045).
+        if isinstance(l2, bool) or not isinstance(l2, (int, float, np.integer, np.floating)) or not np.isfinite(l2) \
+                or l2 <= 0:
+            raise ValueError(f"EASE: l2 (the ridge penalty lambda) must be a finite number > 0, got {l2!r}")
+        try:
+            ok = np.dtype(dtype) in (np.float32, np.float64)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"EASE: dtype must be float32 or float64, got {dtype!r}")
         self.l2, self.dtype = l2, dtype
 
     def fit(self, train: pd.DataFrame, n_users: int, n_items: int) -> "EASE":

@@ -15,6 +15,10 @@ class ItemKNN:
     """
 
     def __init__(self, k: int = 100, chunk: int = 1024):
+        for name, value in (("k", k), ("chunk", chunk)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                what = "neighbours kept per item" if name == "k" else "items per similarity block"
+                raise ValueError(f"ItemKNN: {name} ({what}) must be an integer >= 1, got {value!r}")
         self.k, self.chunk = k, chunk
 
     def fit(self, train: pd.DataFrame, n_users: int, n_items: int) -> "ItemKNN":
