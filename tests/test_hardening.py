@@ -490,3 +490,60 @@ def test_dqvae_load_of_a_corrupted_file(saved_dqvae, tmp_path, corruption):
     assert DQVAE.load(saved_dqvae).codebook_size == 4
     with pytest.raises(FileNotFoundError):
         DQVAE.load(tmp_path / "absent.npz")
+
+
+# ----------------------------------------------------------------------------- build_book: failures fail
+NB_HEADER = ("# ---\n# jupyter:\n#   jupytext:\n#     text_representation:\n#       extension: .py\n"
+             "#       format_name: percent\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n"
+             "#     name: python3\n# ---\n\n")
+
+
+def load_build_book(monkeypatch, tmp_path, notebooks: dict):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_book_under_test", ROOT / "scripts" / "build_book.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    for stem, cells in notebooks.items():
+        (src / f"{stem}.py").write_text(NB_HEADER + "# %% tags=[\"parameters\"]\nprofile = 'quick'\n"
+                                        + "".join(f"\n# %%\n{c}\n" for c in cells))
+    monkeypatch.setattr(mod, "NOTEBOOKS", src)
+    monkeypatch.setattr(mod, "BOOK", tmp_path / "book")
+    monkeypatch.setenv("DQREC_RESULTS_DIR", str(tmp_path / "results"))
+    rendered = []
+    monkeypatch.setattr(mod, "render_book", lambda: rendered.append(mod.BOOK) or 0)
+    return mod, rendered
+
+
+def test_build_book_fails_naming_notebook_and_cell_and_renders_nothing(monkeypatch, tmp_path, capsys):
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {"01_ok": ["x = 1"], "02_bad": ["y = 2", "raise KeyError('ml100k')"],
+                                                            "03_after": ["z = 3"]})
+    out = tmp_path / "results" / "quick" / "notebooks"
+    out.mkdir(parents=True)
+    (out / "02_bad.ipynb").write_text("{}")  # a stale chapter of an earlier, successful run
+    assert mod.main(["--profile", "quick"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "02_bad.py: cell 3 " in err and "KeyError: 'ml100k'" in err and "raise KeyError" in err
+    assert "book was not rendered" in err and rendered == []
+    assert sorted(p.name for p in out.glob("[0-9][0-9]_*.ipynb")) == ["01_ok.ipynb"]  # nothing failed, nothing stale
+    assert (out / "failed" / "02_bad.ipynb").exists() and not (out / "03_after.ipynb").exists()
+    assert mod.main(["--profile", "quick", "--keep-going", "--no-build"]) == 1
+    assert (out / "03_after.ipynb").exists() and not (out / "02_bad.ipynb").exists()
+
+
+def test_build_book_renders_when_every_notebook_passes(monkeypatch, tmp_path):
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {"01_ok": ["x = 1"]})
+    (tmp_path / "book").mkdir()
+    assert mod.main(["--profile", "quick"]) == 0
+    assert len(rendered) == 1 and "01_ok" in (tmp_path / "book" / "_toc.yml").read_text()
+
+
+def test_build_book_help_explains_every_option():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py"), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0
+    for option, words in (("--profile", "paper"), ("--only", "stem"), ("--no-build", "render"),
+                          ("--keep-going", "remaining")):
+        assert option in done.stdout and words in done.stdout
+    assert "exit" in done.stdout.lower() and "failed/" in done.stdout
