@@ -547,3 +547,20 @@ def test_build_book_help_explains_every_option():
                           ("--keep-going", "remaining")):
         assert option in done.stdout and words in done.stdout
     assert "exit" in done.stdout.lower() and "failed/" in done.stdout
+
+
+def test_build_book_failure_outside_a_cell_leaves_no_stale_chapter(monkeypatch, tmp_path, capsys):
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {"01_ok": ["x = 1"]})
+    out = tmp_path / "results" / "quick" / "notebooks"
+    out.mkdir(parents=True)
+    (out / "01_ok.ipynb").write_text("{}")  # an earlier run's chapter
+
+    def dead_kernel(*args, **kwargs):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(mod.papermill, "execute_notebook", dead_kernel)
+    assert mod.main(["--profile", "quick"]) == 1
+    err = capsys.readouterr().err
+    assert "01_ok.py: before or outside any cell raised RuntimeError: Kernel died" in err
+    assert rendered == [] and not list(out.glob("*.ipynb"))
+    assert "traceback:" not in err and not (out / "failed").exists()  # the stale copy is not passed off as this run's
