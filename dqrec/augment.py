@@ -14,7 +14,8 @@ returns, for every sample:
 Leakage: the store holds only training samples, and under the temporal split only those strictly
 before the first validation sample, so a validation or test sample's neighbours are found among
 states that are strictly in its past. Its own z_hat comes from its own sequence (strictly before t).
-Many samples share one semantic ID, so the exact search (:class:`dqrec.codesearch.CodeSearch`, by
+Ties (equidistant entities at the K-th place, frequent since many entities share a semantic ID) go to a
+seeded random choice, not to the lowest id. Many samples share one semantic ID, so the exact search (:class:`dqrec.codesearch.CodeSearch`, by
 per-layer distance tables) runs once per distinct ID, and once per distinct latent variant.
 """
 from __future__ import annotations
@@ -86,7 +87,10 @@ def augment_side(split: Split, embeddings: np.ndarray, side: str, n_layers: int 
     lap("fit")
     codes, latent_codes = dq.encode_with_latent(embeddings)
     lap("encode")
-    search = CodeSearch(dq.codebooks_, codes[store[ids]], labels=ids)
+    # CodeSearch breaks ties by store position; a seeded shuffle of the store makes that a seeded random
+    # choice among equidistant entities instead of a preference for low ids.
+    shuffled = ids[np.random.default_rng([seed, 1]).permutation(len(ids))]
+    search = CodeSearch(dq.codebooks_, codes[store[shuffled]], labels=shuffled)
     explicit, latent = search.search(codes, latent_codes if k_latent else None, k, k_latent,
                                      exclude=split.samples[side].to_numpy())
     latent = np.zeros((len(codes), 0), np.int32) if latent is None else latent.reshape(len(codes), -1)

@@ -188,11 +188,14 @@ def _check_inputs(samples, known, n_items, protocols, ks, batch_size):
 def validation_criterion(split, seed: int = 0):
     """Early-stopping criterion shared by the trained models: in-batch NDCG@10 on ``split.valid``.
 
-    Models with ``for_part`` (DQRec) score candidates in their state before the validation period.
+    The scorer comes from the model's ``scorer("valid")`` hook (:class:`dqrec.registry.Recommender`).
+    Candidates are masked with train and valid positives only: the test split never reaches model
+    selection.
     """
+    seen = split.matrix(("train", "valid"))
+
     def criterion(model) -> float:
-        scorer = model.for_part("valid") if hasattr(model, "for_part") else model
-        res = evaluate(scorer, split.valid, split.known(), split.n_items, protocols=("in_batch",), ks=(10,),
+        res = evaluate(model.scorer("valid"), split.valid, seen, split.n_items, protocols=("in_batch",), ks=(10,),
                        seed=seed, progress=False)
         return float(res.loc[res.metric == "NDCG", "value"].iloc[0])
 

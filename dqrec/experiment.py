@@ -31,11 +31,11 @@ SENSITIVITY_GRID = {"k": [5, 10, 30, 100], "codebook_size": [16, 64, 128, 512], 
 
 PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
-                  seeds=[0, 1, 2], epochs=10, patience=2, seq_len=20, representation_epochs=3,
+                  seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]},
                   sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID),
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
-                  seeds=[0], epochs=10, patience=2, seq_len=20, representation_epochs=3,
+                  seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-100k": [0]}, sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
                   sensitivity_grid=SENSITIVITY_GRID),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
@@ -207,51 +207,159 @@ ABLATIONS = {
 ABLATION_MODELS = tuple(f"DQRec {v}" for v in ABLATIONS) + ("DQRec",)
 
 
+# Models whose hyper-parameters Table 1 tunes on validation (Ferrari Dacrema et al., RecSys 2019: an
+# untuned baseline is no comparison): EASE's ridge lambda around Steck's published 200-500, ItemKNN's
+# neighbourhood size. Each grid point is fitted on train and scored by the validation criterion.
+TUNING_GRIDS = {"EASE": {"l2": [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]},
+                "ItemKNN": {"k": [10, 20, 50, 100, 200, 500]}}
+
+# Profile parameters that are constructor arguments of the models (a model takes those it accepts).
+MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "codebook_size", "beta", "k", "k_latent",
+                "loss", "progress", "device")
+
+
+def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
+    """The constructor arguments model ``name`` takes from a profile's ``params`` (plus ``seed``)."""
+    import inspect
+
+    from .registry import make_model, model_names
+
+    if name not in model_names():
+        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
+    accepted = inspect.signature(type(make_model(name)).__init__).parameters
+    kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted}
+    if "seed" in accepted:
+        kw["seed"] = seed
+    return {**kw, **overrides}
+
+
 def fit_model(name: str, split, seed: int, params: dict, **overrides):
-    """Fit model ``name`` on ``split.train`` (early stopping on valid where the model trains)."""
-    from .baselines import BASELINES
+    """Fit model ``name`` (a registry name) on ``split.train``; early stopping on ``split.valid`` where
+    the model trains, a validation grid search where :data:`TUNING_GRIDS` names it."""
+    import inspect
+
     from .evaluate import validation_criterion
-    from .model import DQRec, DualTower
+    from .registry import fit_tuned, make_model
 
-    progress = params.get("progress", True)
-    if name.startswith("DQRec ") and name[len("DQRec "):] in ABLATIONS:
-        return fit_model("DQRec", split, seed, params, **ABLATIONS[name[len("DQRec "):]], **overrides)
-    if name in ("DQRec", "DualTower"):
-        cls = DQRec if name == "DQRec" else DualTower
-        kw = dict(seed=seed, epochs=params["epochs"], patience=params["patience"], progress=progress,
-                  representation_epochs=params.get("representation_epochs", 3))
-        kw.update({k: params[k] for k in ("n_layers", "codebook_size", "beta", "k", "k_latent") if k in params})
-        return cls(**{**kw, **overrides}).fit(split, evaluate_valid=validation_criterion(split, seed))
-    if name == "MF-BPR":
-        model = BASELINES[name](epochs=params["epochs"], patience=params["patience"], seed=seed, progress=progress)
-        return model.fit(split.train, split.n_users, split.n_items, valid_fn=validation_criterion(split, seed))
-    if name in BASELINES:
-        return BASELINES[name]().fit(split.train, split.n_users, split.n_items)
-    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES + ABLATION_MODELS[:-1]}")
+    kw = model_kwargs(name, seed, params, **overrides)
+    validate = validation_criterion(split, seed)
+    if name in TUNING_GRIDS and params.get("tune", True):
+        return fit_tuned(name, split, TUNING_GRIDS[name], validate, **kw)
+    model = make_model(name, **kw)
+    return model.fit(split, validate=validate) if "validate" in inspect.signature(model.fit).parameters \
+        else model.fit(split)
 
 
-RUN_KEYS = ("epochs", "patience", "seq_len", "representation_epochs", "n_layers", "codebook_size", "beta", "k",
-            "k_latent")
+# The modules a run's numbers depend on: their content is part of every run key, so a cached run
+# computed by other code is never read back (plots, tables and notebooks may change freely).
+RUN_CODE = ("representation.py", "dqvae.py", "augment.py", "codesearch.py", "model.py", "train.py", "sampling.py",
+            "evaluate.py", "registry.py", "baselines")
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """sha256 (12 hex) of the source files in :data:`RUN_CODE`, read once per process."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in RUN_CODE:
+        path = ROOT / "dqrec" / name
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def split_fingerprint(split) -> str:
+    """sha256 (12 hex) of what a model sees of a split: samples, sequences and side features."""
+    import hashlib
+
+    if "fingerprint" not in split.params:
+        digest = hashlib.sha256()
+        for arr in (split.samples[["user", "item", "timestamp"]].to_numpy(np.int64), split.samples.part.to_numpy(str),
+                    split.user_seq, split.item_seq, split.user_features.categorical, split.user_features.multi_hot,
+                    split.item_features.categorical, split.item_features.multi_hot):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        split.params["fingerprint"] = digest.hexdigest()[:12]
+    return split.params["fingerprint"]
+
+
+def run_spec(split, model: str, seed: int, params: dict) -> dict:
+    """Everything that shapes a run's result: model and every constructor parameter, data, seed, code."""
+    from .registry import make_model
+
+    kw = model_kwargs(model, seed, params)
+    model_params = {k: v for k, v in make_model(model, **kw).get_params().items() if k not in ("progress", "device")}
+    if model in TUNING_GRIDS and params.get("tune", True):
+        model_params["tuning_grid"] = TUNING_GRIDS[model]
+    return dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
+                split_seed=split.params["seed"], data=split_fingerprint(split), seed=seed, code=code_version())
 
 
 def run_key(split, model: str, seed: int, params: dict) -> str:
     """A file name that changes whenever anything that shapes the run's result changes."""
     import hashlib
 
-    spec = dict(split.params, dataset=split.name, model=model, seed=seed, **{k: params.get(k) for k in RUN_KEYS})
+    spec = run_spec(split, model, seed, params)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9-]+", "-", model).strip("-")  # "DQRec w/o Lat." -> "DQRec-w-o-Lat"
     return f"{split.name}_{split.kind}_{safe}_s{seed}_{digest}"
 
 
+RUN_COLUMNS = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
+               "eval_seconds", "epochs_run", "best_epoch", "stopped_by", "git_sha"]
+
+
+RUN_ROWS = 2 * 2 * 3  # protocols x metrics (Recall, NDCG) x k in (5, 10, 20): what evaluate() returns
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)`` then rename onto ``path``: a killed process never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_cached_run(path: Path, n_samples: int):
+    """The rows and ranks of a cached run, or None (with a warning naming the file) if it is unusable:
+    missing columns, wrong row count, non-finite values, another test set's size, unreadable ranks."""
+    import warnings
+
+    csv, npz = path.with_suffix(".csv"), path.with_suffix(".npz")
+    if not (csv.exists() and npz.exists()):
+        return None
+    try:
+        res = pd.read_csv(csv)
+        with np.load(npz) as f:
+            ranks = {k: f[k] for k in f.files}
+        problem = (f"columns {sorted(set(RUN_COLUMNS) - set(res.columns))} missing" if set(RUN_COLUMNS) - set(res.columns)
+                   else f"{len(res)} rows instead of {RUN_ROWS}" if len(res) != RUN_ROWS
+                   else "non-finite or out-of-range metric values" if not np.isfinite(res.value).all()
+                   or not res.value.between(0, 1).all()
+                   else f"{int(res.n_samples.iloc[0])} test samples, this test split has {n_samples}"
+                   if (res.n_samples != n_samples).any()
+                   else "ranks do not cover the test samples" if any(len(r) != n_samples for r in ranks.values())
+                   else None)
+    except Exception as err:  # an unreadable or truncated file of any kind
+        problem = f"unreadable ({type(err).__name__}: {err})"
+    if problem:
+        warnings.warn(f"ignoring the cached run {csv}: {problem}; it is recomputed", RuntimeWarning, stacklevel=3)
+        return None
+    return res, ranks
+
+
 def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None,
                cache: Path | None = None) -> pd.DataFrame:
-    """Fit and test every (model, seed); long format with both protocols and the wall time of each run.
+    """Fit and test every (model, seed); long format with both protocols, the wall time of each run and
+    how training ended (epochs run, best epoch, ``patience`` or ``max_epochs``).
 
     ranks: if a dict is given, ``ranks[(dataset, split, model)]`` receives the first seed's per-sample
         ranks under each protocol (for plots relating the two protocols).
     cache: a folder where each run's rows and ranks are stored under :func:`run_key`; a run whose
-        file exists is read instead of recomputed, so an interrupted sweep resumes where it stopped.
+        file exists and passes :func:`read_cached_run` is read instead of recomputed, so an interrupted
+        sweep resumes where it stopped. Files are written atomically.
     """
     from tqdm import tqdm
 
@@ -262,28 +370,33 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
         deterministic = name in ("EASE", "ItemKNN", "MostPopular")
         for seed in tqdm(seeds[:1] if deterministic else seeds, desc=name, disable=not progress, leave=False):
             path = None if cache is None else Path(cache) / run_key(split, name, seed, params)
-            if path is not None and path.with_suffix(".csv").exists():
-                res = pd.read_csv(path.with_suffix(".csv"))
-                sample_ranks = dict(np.load(path.with_suffix(".npz")))
+            cached = None if path is None else read_cached_run(path, len(split.test))
+            if cached is not None:
+                res, sample_ranks = cached
             else:
                 with timer() as fit_time:
                     model = fit_model(name, split, seed, params)
                 with timer() as eval_time:
-                    res, sample_ranks = evaluate(model, split.test, split.known(), split.n_items, seed=seed,
-                                                 progress=False, return_ranks=True)
+                    res, sample_ranks = evaluate(model.scorer("test"), split.test, split.known(), split.n_items,
+                                                 seed=seed, progress=False, return_ranks=True)
+                trained = model.trainer_.summary() if hasattr(model, "trainer_") else {}
                 res = res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
                                  fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
-                                 git_sha=git_sha())
+                                 epochs_run=trained.get("epochs_run", 0), best_epoch=trained.get("best_epoch", 0),
+                                 stopped_by=trained.get("stopped_by", "closed form"), git_sha=git_sha())
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    np.savez_compressed(path.with_suffix(".npz"), **sample_ranks)
-                    res.to_csv(path.with_suffix(".csv"), index=False)
+                    spec = dict(run_spec(split, name, seed, params), history=getattr(model, "history_", None),
+                                tuning=getattr(model, "tuning_", None))
+                    _atomic_write(path.with_suffix(".json"),
+                                  lambda p: p.write_text(json.dumps(spec, indent=1, default=str) + "\n"))
+                    _atomic_write(path.with_suffix(".npz"),
+                                  lambda p: np.savez_compressed(open(p, "wb"), **sample_ranks))
+                    _atomic_write(path.with_suffix(".csv"), lambda p: res.to_csv(p, index=False))
             if ranks is not None and seed == seeds[0]:
                 ranks[(split.name, split.kind, name)] = sample_ranks
             frames.append(res)
-    cols = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
-            "eval_seconds", "git_sha"]
-    return pd.concat(frames, ignore_index=True)[cols]
+    return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:

@@ -5,235 +5,301 @@ User tower input (Eq. 20), each part 64-d:
     e_u = [ e_u^ID,  F_1(c_1) .. F_L(c_L),  mean_{i in S_u} e_i^ID,  mean_{v in Q_u^all} e_v^ID ]
 
 then an MLP with GELU (Eq. 21) to z_u; the item tower mirrors it with S_i and Q_i^all. The score is
-y_ui = sigma(z_u . z_i) (Eq. 22), trained with BPR against one sampled negative (Eq. 23). ID tables
-are shared between the towers' own-ID part and the pooled parts. :class:`DualTower` is the same
-model with every augmentation switched off (IDs + sequence pooling): the base DQRec improves on.
+y_ui = sigma(z_u . z_i) (Eq. 22), trained with BPR on these scores against one uniformly sampled
+negative (Eq. 23): ``loss="sigmoid_bpr"``, the default. ``loss="bpr"`` applies BPR to the raw dot
+products instead (the usual BPR, and what this code did before it followed Eq. 23 literally). Both
+rank items the same way at evaluation (sigma is monotone). ID tables are shared between the towers'
+own-ID part and the pooled parts. :class:`DualTower` is the same model with every augmentation
+switched off (IDs + sequence pooling): the base DQRec improves on.
+
+The paper is silent on the MLP's hidden width (we use 256) and on how negatives are drawn (uniform
+over the items the user has no training positive with).
 
 States. A sample's user side is its own state: S_u strictly before t, the semantic ID of its own
 representation, neighbours from the training store. An item scored as a candidate (a BPR negative,
 or any item at evaluation) takes the state of its latest sample strictly before a reference time:
 the positive's time for a training negative, the start of the evaluated period at evaluation.
+
+Speed: pooled parts are ``embedding_bag`` means over precomputed padded index tensors, and the
+semantic-ID part of the first layer is computed as sum_l (F_l A_l^T)[c_l], the same product as
+A [F_1(c_1), .., F_L(c_L)] without building the concatenation.
 """
 from __future__ import annotations
-
-import copy
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from torch.nn import functional as F
 
 from .augment import SideAugmentation, augment_side
-from .baselines.mf import sample_negatives
 from .data import Split
-from .representation import RepresentationModel, masked_mean, mlp
+from .registry import Recommender
+from .representation import RepresentationModel
+from .sampling import NegativeSampler
+from .train import Trainer, check_training_params, pairwise_loss, resolve_device
+
+class Ragged:
+    """Variable-length index rows (a padded (N, S) array without its -1 pads) in CSR form, plus an
+    empty last row N for 'no state' (cold)."""
+
+    def __init__(self, padded: np.ndarray):
+        valid = padded >= 0
+        lengths = valid.sum(1)
+        self.ptr = np.concatenate([[0], np.cumsum(lengths), [lengths.sum()]]).astype(np.int64)
+        self.values = padded[valid].astype(np.int64)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, offsets) of ``rows`` for ``embedding_bag``: the rows' values back to back."""
+        starts, lengths = self.ptr[rows], self.ptr[rows + 1] - self.ptr[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return self.values[np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())], offsets
 
 
-@dataclass
-class DQRecConfig:
-    """Hyper-parameters; defaults are the paper's (Section 6.1.4) where it gives them."""
-
-    dim: int = 64
-    hidden: int = 256
-    lr: float = 1e-3
-    batch_size: int = 1024
-    epochs: int = 20
-    patience: int = 3
-    seed: int = 0
-    n_layers: int = 4  # L
-    codebook_size: int = 128  # J
-    beta: float = 0.25
-    k: int = 30  # K
-    k_latent: int = 2  # K'
-    representation_epochs: int = 3
-    user_feature_aug: bool = True
-    item_feature_aug: bool = True
-    user_linkage_aug: bool = True
-    item_linkage_aug: bool = True
-    latent_exploration: bool = True
-    progress: bool = True
+def bags(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate several (values, offsets) bag sets into one, for a single ``embedding_bag`` call."""
+    values, offsets, shift = [], [], 0
+    for v, o in parts:
+        values.append(v)
+        offsets.append(o + shift)
+        shift += len(v)
+    return np.concatenate(values), np.concatenate(offsets)
 
 
-class SideState:
-    """Per-sample inputs of one tower as tensors, with an extra last row for 'no state' (cold)."""
+class SideInputs:
+    """Per-sample inputs of one tower: S (:class:`Ragged`), the semantic ID (N+1, L; J on the cold
+    row) and Q^all (:class:`Ragged`); row -1 means the cold row."""
 
-    def __init__(self, ids: np.ndarray, seq: np.ndarray, aug: SideAugmentation | None, codebook_size: int):
-        n = len(ids)
-        self.cold = n
+    def __init__(self, seq: np.ndarray, aug: SideAugmentation | None, codebook_size: int):
+        self.cold = len(seq)
+        self.seq = Ragged(seq)
+        self.codes = None if aug is None else np.concatenate(
+            [aug.codes.astype(np.int64), np.full((1, aug.codes.shape[1]), codebook_size, np.int64)])
+        self.neighbours = None if aug is None else Ragged(aug.neighbours)
 
-        def extend(a, fill):
-            return torch.as_tensor(np.concatenate([a, np.full((1, a.shape[1]), fill, a.dtype)]), dtype=torch.long)
-
-        self.seq = extend(seq, -1)
-        self.codes = extend(aug.codes, codebook_size) if aug is not None else None
-        self.neighbours = extend(aug.neighbours, -1) if aug is not None else None
-
-    def rows(self, rows: np.ndarray) -> torch.Tensor:
-        rows = torch.tensor(rows, dtype=torch.long)
-        return torch.where(rows < 0, torch.full_like(rows, self.cold), rows)
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        return np.where(rows < 0, self.cold, rows)
 
 
 class Tower(nn.Module):
-    """One side of Eq. 20-21: own ID, semantic-ID embeddings, pooled sequence, pooled neighbours."""
+    """One side of Eq. 20-21: [own ID, semantic-ID embeddings, pooled sequence, pooled neighbours] -> MLP."""
 
     def __init__(self, dim: int, hidden: int, n_layers: int, codebook_size: int, feature_aug: bool, linkage_aug: bool):
         super().__init__()
         self.semantic = nn.ModuleList(nn.Embedding(codebook_size + 1, dim) for _ in range(n_layers)) if feature_aug else None
         self.linkage_aug = linkage_aug
-        parts = 2 + (n_layers if feature_aug else 0) + (1 if linkage_aug else 0)
-        self.mlp = mlp([parts * dim, hidden, dim])
+        self.n_dense = (3 if linkage_aug else 2) * dim  # [own, pooled sequence, (pooled neighbours)]
+        self.first = nn.Linear(self.n_dense + (n_layers * dim if feature_aug else 0), hidden)
+        self.rest = nn.Sequential(nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, own: torch.Tensor, seq: torch.Tensor, codes, neighbours, own_table: nn.Embedding,
-                other_table: nn.Embedding) -> torch.Tensor:
-        parts = [own_table(own + 1), masked_mean(other_table(seq + 1), seq >= 0)]
-        if self.semantic is not None:
-            parts += [emb(codes[:, layer]) for layer, emb in enumerate(self.semantic)]
-        if self.linkage_aug:
-            parts.append(masked_mean(own_table(neighbours + 1), neighbours >= 0))
-        return self.mlp(torch.cat(parts, 1))
+    def forward(self, own: torch.Tensor, seq: torch.Tensor, neighbours: torch.Tensor | None,
+                codes: torch.Tensor | None) -> torch.Tensor:
+        """own, seq, neighbours: (B, dim) embeddings (the last two pooled); codes (B, L) -> (B, dim)."""
+        weight = self.first.weight
+        h = F.linear(torch.cat([own, seq, neighbours] if self.linkage_aug else [own, seq], 1),
+                     weight[:, :self.n_dense], self.first.bias)
+        if self.semantic is not None:  # A_s e^s with e^s = [F_1(c_1), .., F_L(c_L)] (Eq. 14)
+            books = torch.stack([emb.weight for emb in self.semantic])  # (L, J+1, dim)
+            n_layers, size, dim = books.shape
+            proj = torch.einsum("ljd,hld->ljh", books, weight[:, self.n_dense:].reshape(-1, n_layers, dim))
+            offsets = torch.arange(n_layers, device=codes.device) * size
+            h = h + F.embedding_bag(codes + offsets, proj.reshape(n_layers * size, -1), mode="sum")
+        return self.rest(h)
 
 
 class DQRecNet(nn.Module):
-    def __init__(self, n_users: int, n_items: int, cfg: DQRecConfig):
+    """ID tables (row 0 unused) and the two towers. ``forward(inputs)`` takes :meth:`DQRec._inputs`."""
+
+    def __init__(self, n_users: int, n_items: int, dim, hidden, n_layers, codebook_size, flags: dict):
         super().__init__()
-        self.user_emb = nn.Embedding(n_users + 1, cfg.dim, padding_idx=0)  # row 0: padding
-        self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        self.user_emb = nn.Embedding(n_users + 1, dim, padding_idx=0)
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
         for emb in (self.user_emb, self.item_emb):
             nn.init.normal_(emb.weight, std=0.1)
             emb.weight.data[0] = 0
-        self.user_tower = Tower(cfg.dim, cfg.hidden, cfg.n_layers, cfg.codebook_size, cfg.user_feature_aug,
-                                cfg.user_linkage_aug)
-        self.item_tower = Tower(cfg.dim, cfg.hidden, cfg.n_layers, cfg.codebook_size, cfg.item_feature_aug,
-                                cfg.item_linkage_aug)
+        self.user_tower = Tower(dim, hidden, n_layers, codebook_size, flags["user_feature_aug"], flags["user_linkage_aug"])
+        self.item_tower = Tower(dim, hidden, n_layers, codebook_size, flags["item_feature_aug"], flags["item_linkage_aug"])
+
+    def forward(self, inputs: dict) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """z_u (or None) and one z_i per item set; every pooled part of a table in one embedding_bag."""
+        n_user, sizes = inputs["n_user"], inputs["item_sizes"]
+        pooled_items = F.embedding_bag(inputs["item_bag"], self.item_emb.weight, inputs["item_bag_offsets"], mode="mean")
+        pooled_users = F.embedding_bag(inputs["user_bag"], self.user_emb.weight, inputs["user_bag_offsets"], mode="mean")
+        z_u = None
+        if n_user:  # item-table bags: [S_u (n_user), Q_i of each item set]; user-table bags: [Q_u (n_user), S_i ...]
+            has_q = self.user_tower.linkage_aug
+            z_u = self.user_tower(self.user_emb(inputs["users"]), pooled_items[:n_user],
+                                  pooled_users[:n_user] if has_q else None, inputs.get("user_codes"))
+        item_q = pooled_items[n_user:] if self.item_tower.linkage_aug else None
+        item_seq = pooled_users[n_user if self.user_tower.linkage_aug else 0:]
+        z_i, start = [], 0
+        items, codes = self.item_emb(inputs["items"]), inputs.get("item_codes")
+        for size in sizes:
+            sl = slice(start, start + size)
+            z_i.append(self.item_tower(items[sl], item_seq[sl], None if item_q is None else item_q[sl],
+                                       None if codes is None else codes[sl]))
+            start += size
+        return z_u, z_i
 
 
-class DQRec:
+class DQRec(Recommender):
     """The two-stage recommender: representation -> DQ-VAE semantic IDs -> augmented dual tower.
 
-    ``fit(split)`` trains on the train split with early stopping on the validation split;
-    ``score(batch, items)`` is the evaluator's scorer interface.
+    Defaults are the paper's (Section 6.1.4) where it gives them: d=64, Adam lr 1e-3, batch 1024,
+    L=4, J=128, beta=0.25, K=30, K'=2. ``epochs`` is only a cap: validation (in-batch NDCG@10 on
+    ``split.valid``) stops training after ``patience`` epochs without improvement.
+    ``fit(split)`` then ``score(batch, items)``; ``trainer_.summary()`` says how training ended.
     """
 
-    def __init__(self, config: DQRecConfig | None = None, **overrides):
-        self.config = DQRecConfig(**{**asdict(config or DQRecConfig()), **overrides})
+    def __init__(self, dim: int = 64, hidden: int = 256, lr: float = 1e-3, batch_size: int = 1024,
+                 epochs: int = 200, patience: int = 5, seed: int = 0, n_layers: int = 4, codebook_size: int = 128,
+                 beta: float = 0.25, k: int = 30, k_latent: int = 2, representation_epochs: int = 3,
+                 loss: str = "sigmoid_bpr", user_feature_aug: bool = True, item_feature_aug: bool = True,
+                 user_linkage_aug: bool = True, item_linkage_aug: bool = True, latent_exploration: bool = True,
+                 device: str = "auto", progress: bool = True):
+        check_training_params(dim=dim, hidden=hidden, lr=lr, batch_size=batch_size, epochs=epochs, patience=patience,
+                              n_layers=n_layers, codebook_size=codebook_size, k=k, representation_epochs=representation_epochs)
+        pairwise_loss(loss)
+        if k_latent < 0 or int(k_latent) != k_latent:
+            raise ValueError(f"k_latent (K') must be a non-negative integer, got {k_latent!r}")
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {beta!r}")
+        if dim % n_layers:
+            raise ValueError(f"n_layers (L={n_layers}) must divide the embedding size dim={dim}")
+        if codebook_size < 2:
+            raise ValueError(f"codebook_size (J) must be at least 2, got {codebook_size}")
+        self.dim, self.hidden, self.lr, self.batch_size, self.epochs = dim, hidden, lr, batch_size, epochs
+        self.patience, self.seed, self.n_layers, self.codebook_size = patience, seed, n_layers, codebook_size
+        self.beta, self.k, self.k_latent, self.representation_epochs = beta, k, k_latent, representation_epochs
+        self.loss, self.user_feature_aug, self.item_feature_aug = loss, user_feature_aug, item_feature_aug
+        self.user_linkage_aug, self.item_linkage_aug = user_linkage_aug, item_linkage_aug
+        self.latent_exploration, self.device, self.progress = latent_exploration, device, progress
 
     @property
     def uses_semantic_ids(self) -> bool:
-        c = self.config
-        return c.user_feature_aug or c.item_feature_aug or c.user_linkage_aug or c.item_linkage_aug
+        return self.user_feature_aug or self.item_feature_aug or self.user_linkage_aug or self.item_linkage_aug
+
+    def _check_data(self, split: Split) -> None:
+        """Errors in the user's terms before any training: K and J against the data."""
+        if not self.uses_semantic_ids:
+            return
+        for side in ("user", "item"):
+            stored = split.train[side].nunique()
+            if self.k >= stored:
+                raise ValueError(f"k (K={self.k}) must be below the number of {side}s with training data ({stored})")
+            if self.codebook_size > stored:
+                raise ValueError(f"codebook_size (J={self.codebook_size}) exceeds the number of {side}s with "
+                                 f"training data ({stored}): each codeword needs at least one {side}")
 
     # ------------------------------------------------------------------ stage 1: augmentation
     def _augment(self, split: Split) -> dict:
-        c = self.config
         if not self.uses_semantic_ids:
             return {"user": None, "item": None}
-        self.representation_ = RepresentationModel(dim=c.dim, epochs=c.representation_epochs, seed=c.seed,
-                                                   progress=c.progress).fit(split)
+        self.representation_ = RepresentationModel(dim=self.dim, epochs=self.representation_epochs, seed=self.seed,
+                                                   progress=self.progress).fit(split)
         out = {}
         for side in ("user", "item"):
             emb = self.representation_.sample_embeddings(split, side)
-            out[side] = augment_side(split, emb, side, c.n_layers, c.codebook_size, c.beta, c.k,
-                                     c.k_latent if c.latent_exploration else 0, c.seed)
+            out[side] = augment_side(split, emb, side, self.n_layers, self.codebook_size, self.beta, self.k,
+                                     self.k_latent if self.latent_exploration else 0, self.seed)
         return out
 
     # ------------------------------------------------------------------ stage 2: the dual tower
-    def fit(self, split: Split, augmentation: dict | None = None, evaluate_valid=None) -> "DQRec":
-        """Train on ``split.train``; early stopping on ``evaluate_valid(self) -> float`` (higher is better).
+    def fit(self, split: Split, augmentation: dict | None = None, validate=None) -> "DQRec":
+        """Train on ``split.train``, early stopping on ``validate(model) -> float`` (higher is better).
 
         ``augmentation``: precomputed {"user": SideAugmentation, "item": ...} to share across runs.
-        ``evaluate_valid`` defaults to in-batch NDCG@10 on the validation split.
+        ``validate`` defaults to :func:`dqrec.evaluate.validation_criterion` (in-batch NDCG@10 on valid).
         """
-        c = self.config
-        torch.manual_seed(c.seed)
-        rng = np.random.default_rng(c.seed)
+        from .evaluate import validation_criterion
+
+        self._check_data(split)
+        torch.manual_seed(self.seed)
+        self.device_ = resolve_device(self.device)
         self.split_ = split
         self.augmentation_ = augmentation if augmentation is not None else self._augment(split)
-        self.users_ = SideState(split.samples.user.to_numpy(), split.user_seq, self.augmentation_["user"], c.codebook_size)
-        self.items_ = SideState(split.samples.item.to_numpy(), split.item_seq, self.augmentation_["item"], c.codebook_size)
-        self.net_ = DQRecNet(split.n_users, split.n_items, c)
-        opt = torch.optim.Adam(self.net_.parameters(), lr=c.lr)
-        if evaluate_valid is None:
-            from .evaluate import validation_criterion
-
-            evaluate_valid = validation_criterion(split, c.seed)
-
+        self.users_ = SideInputs(split.user_seq, self.augmentation_["user"], self.codebook_size)
+        self.items_ = SideInputs(split.item_seq, self.augmentation_["item"], self.codebook_size)
+        self.sample_users_ = split.samples.user.to_numpy(np.int64)
+        flags = {k: getattr(self, k) for k in ("user_feature_aug", "item_feature_aug", "user_linkage_aug",
+                                               "item_linkage_aug")}
+        self.net_ = DQRecNet(split.n_users, split.n_items, self.dim, self.hidden, self.n_layers, self.codebook_size,
+                             flags).to(self.device_)
+        validate = validate or validation_criterion(split, self.seed)
         train = split.train
-        rows = train.index.to_numpy()
-        users, times = train.user.to_numpy(), train.timestamp.to_numpy()
-        train_keys = np.sort(users.astype(np.int64) * split.n_items + train.item.to_numpy())
-        lookup = ItemStateLookup(train)
-        best, bad, self.history_ = -np.inf, 0, []
-        for epoch in range(c.epochs):
-            self.net_.train()
-            perm = rng.permutation(len(rows))
-            total = 0.0
-            bar = tqdm(range(0, len(perm), c.batch_size), desc=f"{type(self).__name__} epoch {epoch + 1}",
-                       disable=not c.progress, leave=False)
-            for start in bar:
-                b = perm[start:start + c.batch_size]
-                neg = sample_negatives(users[b], train_keys, split.n_items, rng)
-                z_u = self._user(rows[b])
-                z_pos = self._item(train.item.to_numpy()[b], rows[b])
-                z_neg = self._item(neg, lookup.latest_before(neg, times[b]))
-                loss = -nn.functional.logsigmoid((z_u * z_pos).sum(1) - (z_u * z_neg).sum(1)).mean()  # Eq. 23
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(b)
-            self.net_.eval()
-            score = evaluate_valid(self)
-            self.history_.append(dict(epoch=epoch + 1, loss=total / len(rows), valid=score))
-            if score > best:
-                best, bad, state = score, 0, copy.deepcopy(self.net_.state_dict())
-            else:
-                bad += 1
-                if bad >= c.patience:
-                    break
-        self.net_.load_state_dict(state)
-        self.net_.eval()
+        rows, users = train.index.to_numpy(), train.user.to_numpy(np.int64)
+        items, times = train.item.to_numpy(np.int64), train.timestamp.to_numpy()
+        sampler, lookup, loss = NegativeSampler(users, items, split.n_items), ItemStateLookup(train), \
+            pairwise_loss(self.loss)
+
+        def batch(idx, rng):  # the user, the positive in its own state, a negative in its state before t
+            neg = sampler.sample(users[idx], rng)
+            return self._inputs(rows[idx], [(items[idx], rows[idx]), (neg, lookup.latest_before(neg, times[idx]))])
+
+        def batch_loss(inputs):
+            z_u, (z_pos, z_neg) = self.net_(inputs)
+            return loss((z_u * z_pos).sum(1), (z_u * z_neg).sum(1))  # Eq. 22-23
+
+        self.trainer_ = Trainer(self.epochs, self.patience, self.lr, self.batch_size, seed=self.seed,
+                                device=str(self.device_), progress=self.progress, desc=type(self).__name__)
+        self.trainer_.fit(self.net_, len(rows), batch, batch_loss, lambda: validate(self))
+        self.history_ = self.trainer_.history
         return self
 
-    def _user(self, rows: np.ndarray) -> torch.Tensor:
-        r = self.users_.rows(rows)
-        own = torch.as_tensor(self.split_.samples.user.to_numpy()[rows])
-        return self.net_.user_tower(own, self.users_.seq[r], None if self.users_.codes is None else self.users_.codes[r],
-                                    None if self.users_.neighbours is None else self.users_.neighbours[r],
-                                    self.net_.user_emb, self.net_.item_emb)
-
-    def _item(self, items: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-        r = self.items_.rows(rows)
-        return self.net_.item_tower(torch.as_tensor(items), self.items_.seq[r],
-                                    None if self.items_.codes is None else self.items_.codes[r],
-                                    None if self.items_.neighbours is None else self.items_.neighbours[r],
-                                    self.net_.item_emb, self.net_.user_emb)
+    def _inputs(self, user_rows: np.ndarray | None, item_sets: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+        """Index tensors for :meth:`DQRecNet.forward`: users in the state of sample rows ``user_rows``,
+        and per item set (items, sample rows whose state they take; -1: none)."""
+        u, it = self.users_, self.items_
+        user_rows = np.zeros(0, np.int64) if user_rows is None else u.rows(user_rows)
+        item_rows = it.rows(np.concatenate([r for _, r in item_sets]))
+        item_bag = [u.seq.take(user_rows)] + ([it.neighbours.take(item_rows)] if self.item_linkage_aug else [])
+        user_bag = ([u.neighbours.take(user_rows)] if self.user_linkage_aug and len(user_rows) else []) + \
+            [it.seq.take(item_rows)]
+        out = dict(n_user=len(user_rows), item_sizes=[len(i) for i, _ in item_sets],
+                   users=self.sample_users_[user_rows.clip(max=len(self.sample_users_) - 1)] + 1,
+                   items=np.concatenate([i for i, _ in item_sets]).astype(np.int64) + 1)
+        for name, parts in (("item_bag", item_bag), ("user_bag", user_bag)):
+            values, offsets = bags(parts)
+            out[name], out[f"{name}_offsets"] = values + 1, offsets
+        if self.user_feature_aug and len(user_rows):
+            out["user_codes"] = u.codes[user_rows]
+        if self.item_feature_aug:
+            out["item_codes"] = it.codes[item_rows]
+        return {k: torch.from_numpy(v).to(self.device_) if isinstance(v, np.ndarray) else v for k, v in out.items()}
 
     # ------------------------------------------------------------------ scoring
-    def for_part(self, part: str) -> "PartScorer":
+    def scorer(self, part: str) -> "PartScorer":
         """A scorer for samples of ``part``: candidate items in their state before that part starts."""
         return PartScorer(self, part)
 
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
         """Scorer interface for the test split (see :mod:`dqrec.evaluate`)."""
-        return self.for_part("test").score(batch, items)
+        return self.scorer("test").score(batch, items)
 
 
 class PartScorer:
-    def __init__(self, model: DQRec, part: str):
+    """Scores samples of one part: users in their own state, items in their state before the part."""
+
+    def __init__(self, model: DQRec, part: str, chunk: int = 8192):
         split = model.split_
         if split.kind == "temporal":
             before = split.part(part).timestamp.min()
-            rows = ItemStateLookup(split.samples).latest_before(np.arange(split.n_items), np.full(split.n_items, before))
+            self.item_rows_ = ItemStateLookup(split.samples).latest_before(np.arange(split.n_items),
+                                                                           np.full(split.n_items, before))
         else:  # a random split has no 'before': use each item's last training state
-            rows = split.last_train_sample("item")
+            self.item_rows_ = split.last_train_sample("item")
+        items = np.arange(split.n_items)
         with torch.no_grad():
-            self.item_z = model._item(np.arange(split.n_items), rows).numpy()
+            self.item_z = torch.cat([model.net_(model._inputs(None, [(items[s:s + chunk], self.item_rows_[s:s + chunk])]))[1][0]
+                                     for s in range(0, split.n_items, chunk)])
         self.model = model
 
     @torch.no_grad()
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
-        return self.model._user(batch.index.to_numpy()).numpy() @ self.item_z[items].T
+        m = self.model
+        z_u, _ = m.net_(m._inputs(batch.index.to_numpy(), [(np.zeros(0, np.int64), np.zeros(0, np.int64))]))
+        return (z_u @ self.item_z[torch.from_numpy(np.asarray(items, np.int64)).to(m.device_)].T).cpu().numpy()
 
 
 class ItemStateLookup:
@@ -257,7 +323,9 @@ class ItemStateLookup:
 class DualTower(DQRec):
     """The base model: IDs and sequence pooling, no semantic IDs, no neighbours."""
 
-    def __init__(self, config: DQRecConfig | None = None, **overrides):
-        off = dict(user_feature_aug=False, item_feature_aug=False, user_linkage_aug=False, item_linkage_aug=False,
-                   latent_exploration=False)
-        super().__init__(config, **{**overrides, **off})
+    def __init__(self, dim: int = 64, hidden: int = 256, lr: float = 1e-3, batch_size: int = 1024,
+                 epochs: int = 200, patience: int = 5, seed: int = 0, loss: str = "sigmoid_bpr",
+                 device: str = "auto", progress: bool = True):
+        super().__init__(dim=dim, hidden=hidden, lr=lr, batch_size=batch_size, epochs=epochs, patience=patience,
+                         seed=seed, loss=loss, user_feature_aug=False, item_feature_aug=False, user_linkage_aug=False,
+                         item_linkage_aug=False, latent_exploration=False, device=device, progress=progress)

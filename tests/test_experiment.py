@@ -4,7 +4,10 @@ import json
 import pytest
 
 from dqrec import experiment
+import pandas as pd
+
 from dqrec.evaluate import equivalent_full_k
+from dqrec.registry import make_model
 from tests.test_augment_model import planted_split
 
 
@@ -45,8 +48,10 @@ def test_run_models_caches_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "fit_model", no_fitting)
     again = experiment.run_models(split, ["MostPopular", "EASE"], [0], params, progress=False, cache=tmp_path)
     assert again["value"].tolist() == first["value"].tolist()
-    with pytest.raises(AssertionError, match="recomputed"):  # other parameters: another key
-        experiment.run_models(split, ["EASE"], [0], dict(params, k=5), progress=False, cache=tmp_path)
+    # a parameter EASE does not take leaves its key alone; one it takes (no tuning grid) changes it
+    experiment.run_models(split, ["EASE"], [0], dict(params, k=5), progress=False, cache=tmp_path)
+    with pytest.raises(AssertionError, match="recomputed"):
+        experiment.run_models(split, ["EASE"], [0], dict(params, tune=False), progress=False, cache=tmp_path)
 
 
 def test_unknown_model():
@@ -69,26 +74,24 @@ def test_table2_beside_paper_and_mean_sd_table():
     assert cells.index.tolist() == ["B", "A"] and cells.loc["A", "Recall@10"] == "0.5000 ± 0.0100"
 
 
-def test_ablation_variants_switch_off_their_part(monkeypatch):
-    """'DQRec <variant>' fits DQRec with the variant's flags; unknown variants are refused."""
-    seen = []
-
-    class Recorder:
-        def __init__(self, **kw):
-            seen.append(kw)
-
-        def fit(self, split, evaluate_valid=None):
-            return self
-
-    import dqrec.model
-
-    monkeypatch.setattr(dqrec.model, "DQRec", Recorder)
+def test_ablation_variants_switch_off_their_part():
+    """'DQRec <variant>' is DQRec with the variant's flags and the profile's K; unknown variants are refused."""
     params = experiment.profile_params("test")
     for variant, flags in experiment.ABLATIONS.items():
-        experiment.fit_model(f"DQRec {variant}", planted_split(), 0, params)
-        assert all(seen[-1][f] is v for f, v in flags.items()) and seen[-1]["k"] == params["k"]
+        kw = experiment.model_kwargs(f"DQRec {variant}", 0, params)
+        model = make_model(f"DQRec {variant}", **kw)
+        assert all(getattr(model, f) is v for f, v in flags.items()) and model.k == params["k"]
     with pytest.raises(ValueError, match="unknown model 'DQRec w/o IDs'"):
         experiment.fit_model("DQRec w/o IDs", planted_split(), 0, params)
+
+
+def test_tuned_baselines_pick_the_best_validation_point():
+    split = planted_split()
+    params = experiment.profile_params("test")
+    model = experiment.fit_model("EASE", split, 0, params)
+    tried = pd.DataFrame(model.tuning_)
+    assert list(tried.l2) == experiment.TUNING_GRIDS["EASE"]["l2"]
+    assert model.l2 == tried.loc[tried.valid.idxmax(), "l2"]
 
 
 def test_ablation_changes_and_table():

@@ -1,10 +1,8 @@
-"""Non-quantized baselines, each with ``fit(train, n_users, n_items) -> self`` and
-``score(batch, items) -> (len(batch), len(items))`` for :func:`dqrec.evaluate.evaluate`."""
+"""Baselines, each a :class:`dqrec.registry.Recommender` (``fit(split)``, ``score(batch, items)``),
+registered by name in :mod:`dqrec.registry`."""
 from dqrec.baselines.ease import EASE
 from dqrec.baselines.itemknn import ItemKNN
 from dqrec.baselines.mf import MFBPR
 from dqrec.baselines.popular import MostPopular, interaction_matrix
 
-BASELINES = {"MostPopular": MostPopular, "ItemKNN": ItemKNN, "EASE": EASE, "MF-BPR": MFBPR}
-
-__all__ = ["BASELINES", "EASE", "ItemKNN", "MFBPR", "MostPopular", "interaction_matrix"]
+__all__ = ["EASE", "ItemKNN", "MFBPR", "MostPopular", "interaction_matrix"]

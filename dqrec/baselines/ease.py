@@ -6,9 +6,10 @@ import pandas as pd
 import scipy.linalg
 
 from dqrec.baselines.popular import interaction_matrix
+from dqrec.registry import Recommender
 
 
-class EASE:
+class EASE(Recommender):
     """B = I - P / diag(P) with P = (X^T X + lambda I)^-1, so diag(B) = 0; score = X_u B.
 
     l2: the ridge penalty lambda; dtype: precision of the (n_items, n_items) inverse (float32
@@ -29,16 +30,17 @@ class EASE:
             raise ValueError(f"EASE: dtype must be float32 or float64, got {dtype!r}")
         self.l2, self.dtype = l2, dtype
 
-    def fit(self, train: pd.DataFrame, n_users: int, n_items: int) -> "EASE":
-        self.x = interaction_matrix(train, n_users, n_items)  # (n_users, n_items)
-        gram = (self.x.T @ self.x).toarray().astype(self.dtype)  # (n_items, n_items)
+    def fit(self, split) -> "EASE":
+        train, n_users, n_items = split.train, split.n_users, split.n_items
+        self.x_ = interaction_matrix(train, n_users, n_items)  # (n_users, n_items)
+        gram = (self.x_.T @ self.x_).toarray().astype(self.dtype)  # (n_items, n_items)
         gram[np.diag_indices(n_items)] += self.l2
         p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
         p /= -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal
         p[np.diag_indices(n_items)] = 0.0
-        self.b = p.astype(np.float32, copy=False)  # (n_items, n_items)
+        self.b_ = p.astype(np.float32, copy=False)  # (n_items, n_items)
         return self
 
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
         """(len(batch), len(items)) reconstructed scores; zero for users without train history."""
-        return self.x[batch.user.to_numpy()] @ self.b[:, items]
+        return self.x_[batch.user.to_numpy()] @ self.b_[:, items]

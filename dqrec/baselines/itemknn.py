@@ -6,9 +6,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from dqrec.baselines.popular import interaction_matrix
+from dqrec.registry import Recommender
 
 
-class ItemKNN:
+class ItemKNN(Recommender):
     """score(u, j) = sum of sim(i, j) over u's train items i that are among j's k nearest neighbours.
 
     k: neighbours kept per item; chunk: items whose similarity column is computed densely at once.
@@ -21,10 +22,11 @@ class ItemKNN:
                 raise ValueError(f"ItemKNN: {name} ({what}) must be an integer >= 1, got {value!r}")
         self.k, self.chunk = k, chunk
 
-    def fit(self, train: pd.DataFrame, n_users: int, n_items: int) -> "ItemKNN":
-        self.x = interaction_matrix(train, n_users, n_items)  # (n_users, n_items)
-        norms = np.sqrt(np.asarray(self.x.sum(0)).ravel())
-        xn = (self.x @ sp.diags(1.0 / np.maximum(norms, 1e-12))).tocsc().astype(np.float32)
+    def fit(self, split) -> "ItemKNN":
+        train, n_users, n_items = split.train, split.n_users, split.n_items
+        self.x_ = interaction_matrix(train, n_users, n_items)  # (n_users, n_items)
+        norms = np.sqrt(np.asarray(self.x_.sum(0)).ravel())
+        xn = (self.x_ @ sp.diags(1.0 / np.maximum(norms, 1e-12))).tocsc().astype(np.float32)
         k = min(self.k, n_items - 1)
         rows, cols, vals = [], [], []
         for start in range(0, n_items, self.chunk):
@@ -38,10 +40,10 @@ class ItemKNN:
             cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[keep])
             vals.append(top_sim[keep])
         # (n_items, n_items): w[i, j] = sim(i, j) if i is one of j's top-k neighbours
-        self.w = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        self.w_ = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(n_items, n_items))
         return self
 
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
         """(len(batch), len(items)) neighbourhood scores; zero for users without train history."""
-        return (self.x[batch.user.to_numpy()] @ self.w[:, items]).toarray()
+        return (self.x_[batch.user.to_numpy()] @ self.w_[:, items]).toarray()

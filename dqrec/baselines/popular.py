@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dqrec.registry import Recommender
+
 
 def interaction_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
     """(n_users, n_items) binary float32 CSR of the ``user, item`` pairs in ``train``."""
@@ -19,13 +21,14 @@ def interaction_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> sp.cs
     return x
 
 
-class MostPopular:
+class MostPopular(Recommender):
     """score(u, i) = number of distinct train users of item i, the same for every user."""
 
-    def fit(self, train: pd.DataFrame, n_users: int, n_items: int) -> "MostPopular":
-        self.popularity = np.asarray(interaction_matrix(train, n_users, n_items).sum(0)).ravel()  # (n_items,)
+    def fit(self, split) -> "MostPopular":
+        train, n_users, n_items = split.train, split.n_users, split.n_items
+        self.popularity_ = np.asarray(interaction_matrix(train, n_users, n_items).sum(0)).ravel()  # (n_items,)
         return self
 
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
         """(len(batch), len(items)) popularity of each candidate item."""
-        return np.tile(self.popularity[items], (len(batch), 1))
+        return np.tile(self.popularity_[items], (len(batch), 1))
