@@ -244,7 +244,7 @@ class DQRec(Recommender):
         self.trainer_ = Trainer(self.epochs, self.patience, self.lr, self.batch_size, seed=self.seed,
                                 device=str(self.device_), progress=self.progress, desc=type(self).__name__)
         self.trainer_.fit(self.net_, len(rows), batch, batch_loss, lambda: validate(self))
-        self.history_ = self.trainer_.history
+        self.history_ = self.trainer_.history_
         return self
 
     def _inputs(self, user_rows: np.ndarray | None, item_sets: list[tuple[np.ndarray, np.ndarray]]) -> dict:

@@ -85,7 +85,7 @@ class Trainer:
     device: str = "auto"
     progress: bool = True
     desc: str = "train"
-    history: list = field(default_factory=list, init=False)
+    history_: list = field(default_factory=list, init=False)
 
     def __post_init__(self):
         check_training_params(epochs=self.epochs, patience=self.patience, lr=self.lr, batch_size=self.batch_size)
@@ -100,7 +100,7 @@ class Trainer:
         rng = np.random.default_rng(self.seed)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         best, best_state, stale = -np.inf, copy.deepcopy(net.state_dict()), 0
-        self.history, self.best_epoch_, self.stopped_by_ = [], 0, "max_epochs"
+        self.history_, self.best_epoch_, self.stopped_by_ = [], 0, "max_epochs"
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, disable=not self.progress, leave=False)
         for epoch in bar:
             net.train()
@@ -127,7 +127,7 @@ class Trainer:
             seconds["validation"] = time.perf_counter() - t0
             if not np.isfinite(total):
                 raise FloatingPointError(f"{self.desc}: the training loss became {total} in epoch {epoch}")
-            self.history.append(dict(epoch=epoch, loss=total / n_samples, valid=score,
+            self.history_.append(dict(epoch=epoch, loss=total / n_samples, valid=score,
                                      **{f"{k}_seconds": round(v, 3) for k, v in seconds.items()}))
             bar.set_postfix(loss=f"{total / n_samples:.4f}", valid=f"{score:.4f}", best=f"{max(best, score):.4f}")
             if score > best:
@@ -146,8 +146,8 @@ class Trainer:
 
     def summary(self) -> dict:
         """Epochs run, the best epoch, what stopped training, and the mean seconds per epoch of each step."""
-        steps = {f"{s}_seconds": float(np.mean([h[f"{s}_seconds"] for h in self.history])) for s in STEPS}
-        return dict(epochs_run=len(self.history), best_epoch=self.best_epoch_, stopped_by=self.stopped_by_,
+        steps = {f"{s}_seconds": float(np.mean([h[f"{s}_seconds"] for h in self.history_])) for s in STEPS}
+        return dict(epochs_run=len(self.history_), best_epoch=self.best_epoch_, stopped_by=self.stopped_by_,
                     max_epochs=self.epochs, patience=self.patience, **steps)
 
 

@@ -37,7 +37,7 @@ def test_trainer_stops_on_validation_and_restores_the_best_state():
     assert s["stopped_by"] == "patience" and s["best_epoch"] == 2 and s["epochs_run"] == 4
     assert float(net.w.detach()) == pytest.approx(calls[1])  # the weights of epoch 2, not of the last epoch
     assert {"data_seconds", "forward_seconds", "backward_seconds", "optimizer_seconds",
-            "validation_seconds"} <= set(trainer.history[0])
+            "validation_seconds"} <= set(trainer.history_[0])
 
 
 def test_trainer_cap_and_no_finite_score():

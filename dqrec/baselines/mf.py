@@ -63,7 +63,7 @@ class MFBPR(Recommender):
         self.trainer_ = Trainer(self.epochs, self.patience, self.lr, self.batch_size, self.weight_decay, self.seed,
                                 str(dev), self.progress, desc="MF-BPR")
         self.trainer_.fit(self.net_, len(users), batch, batch_loss, lambda: validate(self))
-        self.history_ = self.trainer_.history
+        self.history_ = self.trainer_.history_
         return self
 
     @torch.no_grad()
