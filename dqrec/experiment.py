@@ -32,14 +32,14 @@ SENSITIVITY_GRID = {"k": [5, 10, 30, 100], "codebook_size": [16, 64, 128, 512], 
 PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
                   seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]},
+                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]}, loss_seeds={"ml-100k": [0, 1, 2]},
                   sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID),
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-100k": [0]}, sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
-                  sensitivity_grid=SENSITIVITY_GRID),
+                  ablation_seeds={"ml-100k": [0]}, loss_seeds={"ml-100k": [0]}, sensitivity_dataset="ml-100k",
+                  sensitivity_seeds=[0], sensitivity_grid=SENSITIVITY_GRID),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
-                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
+                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]}, loss_seeds={"ml-100k": [0]},
                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
                  sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
 }
@@ -214,7 +214,7 @@ TUNING_GRIDS = {"EASE": {"l2": [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]},
                 "ItemKNN": {"k": [10, 20, 50, 100, 200, 500]}}
 
 # Profile parameters that are constructor arguments of the models (a model takes those it accepts).
-MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "codebook_size", "beta", "k", "k_latent",
+MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "codebook_size", "beta", "k", "k_latent", "precision",
                 "loss", "progress", "device")
 
 
@@ -306,7 +306,7 @@ def run_key(split, model: str, seed: int, params: dict) -> str:
 
 
 RUN_COLUMNS = ["dataset", "split", "protocol", "model", "metric", "k", "seed", "value", "n_samples", "fit_seconds",
-               "eval_seconds", "epochs_run", "best_epoch", "stopped_by", "git_sha"]
+               "eval_seconds", "epochs_run", "best_epoch", "stopped_by", "tuned", "git_sha"]
 
 
 RUN_ROWS = 2 * 2 * 3  # protocols x metrics (Recall, NDCG) x k in (5, 10, 20): what evaluate() returns
@@ -383,7 +383,8 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
                 res = res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
                                  fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
                                  epochs_run=trained.get("epochs_run", 0), best_epoch=trained.get("best_epoch", 0),
-                                 stopped_by=trained.get("stopped_by", "closed form"), git_sha=git_sha())
+                                 stopped_by=trained.get("stopped_by", "closed form"),
+                                 tuned=_tuned_point(model), git_sha=git_sha())
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     spec = dict(run_spec(split, name, seed, params), history=getattr(model, "history_", None),
@@ -397,6 +398,36 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
                 ranks[(split.name, split.kind, name)] = sample_ranks
             frames.append(res)
     return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
+
+
+def _tuned_point(model) -> str:
+    """'l2=200.0' for a model chosen by :func:`dqrec.registry.fit_tuned`, '' otherwise."""
+    grid = TUNING_GRIDS.get(type(model).__name__, {}) if hasattr(model, "tuning_") else {}
+    return ", ".join(f"{k}={getattr(model, k)}" for k in grid)
+
+
+def training_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """How each model's runs ended, per (dataset, split, model): runs, epochs run (mean, range), best
+    epoch (mean), runs stopped by validation, and the tuned hyper-parameters chosen."""
+    runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
+    g = runs.groupby(["dataset", "split", "model"], sort=False)
+    out = g.agg(runs=("seed", "size"), epochs_mean=("epochs_run", "mean"), epochs_min=("epochs_run", "min"),
+                epochs_max=("epochs_run", "max"), best_epoch_mean=("best_epoch", "mean"),
+                stopped_by_validation=("stopped_by", lambda s: int((s == "patience").sum())),
+                tuned=("tuned", lambda s: "; ".join(sorted(set(s.fillna("").astype(str)) - {""}))))
+    return out.reset_index()
+
+
+def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("Recall", 10), ("NDCG", 10))):
+    """Mean over seeds of each (dataset, split, protocol, model, metric@k) in two run tables, side by
+    side with the relative change (after / before - 1)."""
+    def means(df):
+        df = df[df.model.isin(models) & pd.Series(list(zip(df.metric, df.k)), index=df.index).isin(metrics)]
+        return df.groupby(["dataset", "split", "protocol", "model", "metric", "k"]).value.mean()
+
+    out = pd.concat({"before": means(before), "after": means(after)}, axis=1).dropna()
+    out["change_%"] = 100 * (out["after"] / out["before"] - 1)
+    return out.reset_index()
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:

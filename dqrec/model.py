@@ -20,15 +20,17 @@ representation, neighbours from the training store. An item scored as a candidat
 or any item at evaluation) takes the state of its latest sample strictly before a reference time:
 the positive's time for a training negative, the start of the evaluated period at evaluation.
 
-Speed: pooled parts are ``embedding_bag`` means over precomputed padded index tensors, and the
-semantic-ID part of the first layer is computed as sum_l (F_l A_l^T)[c_l], the same product as
-A [F_1(c_1), .., F_L(c_L)] without building the concatenation.
+Speed: every pooled part of one ID table is one ``embedding_bag`` mean (:class:`BagPool`, whose
+backward is a sparse product), and the semantic-ID part of the first layer is computed as
+sum_l (F_l A_l^T)[c_l], the same product as A [F_1(c_1), .., F_L(c_L)] without the concatenation.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
+from numba import njit
 from torch import nn
 from torch.nn import functional as F
 
@@ -37,7 +39,7 @@ from .data import Split
 from .registry import Recommender
 from .representation import RepresentationModel
 from .sampling import NegativeSampler
-from .train import Trainer, check_training_params, pairwise_loss, resolve_device
+from .train import Trainer, check_precision, check_training_params, pairwise_loss, resolve_device
 
 class Ragged:
     """Variable-length index rows (a padded (N, S) array without its -1 pads) in CSR form, plus an
@@ -51,19 +53,55 @@ class Ragged:
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, offsets) of ``rows`` for ``embedding_bag``: the rows' values back to back."""
-        starts, lengths = self.ptr[rows], self.ptr[rows + 1] - self.ptr[rows]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return self.values[np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())], offsets
+        return _take(self.ptr, self.values, np.asarray(rows, np.int64))
 
 
-def bags(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate several (values, offsets) bag sets into one, for a single ``embedding_bag`` call."""
+@njit(cache=True)
+def _take(ptr, values, rows):
+    lengths = ptr[rows + 1] - ptr[rows]
+    offsets = np.cumsum(lengths) - lengths
+    out = np.empty(lengths.sum(), np.int64)
+    for r in range(len(rows)):
+        out[offsets[r]:offsets[r] + lengths[r]] = values[ptr[rows[r]]:ptr[rows[r] + 1]]
+    return out, offsets
+
+
+def bags(parts: list[tuple[np.ndarray, np.ndarray]], n_rows: int, mode: str = "mean") -> dict:
+    """One bag set from several (values, offsets) sets, ready for :class:`BagPool` on a table of
+    ``n_rows``: values, offsets, and the (n_rows, n_bags) transposed pooling matrix its backward uses."""
     values, offsets, shift = [], [], 0
     for v, o in parts:
         values.append(v)
         offsets.append(o + shift)
         shift += len(v)
-    return np.concatenate(values), np.concatenate(offsets)
+    values, offsets = np.concatenate(values), np.concatenate(offsets)
+    lengths = np.diff(np.append(offsets, len(values)))
+    owner = np.repeat(np.arange(len(offsets)), lengths)
+    weight = (1.0 / np.maximum(lengths, 1))[owner] if mode == "mean" else np.ones(len(values))
+    pool_t = sp.csr_matrix((weight.astype(np.float32), (values, owner)), shape=(n_rows, len(offsets)))
+    return dict(values=values, offsets=offsets, pool_t=pool_t, mode=mode)
+
+
+class BagPool(torch.autograd.Function):
+    """``embedding_bag`` (mean or sum) whose weight gradient is one sparse product, P^T @ grad.
+
+    Numerically the same as ``F.embedding_bag``; its dense backward (a sort of every index) was the
+    largest single cost of a training step on the CPU, the sparse product is several times faster.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, values, offsets, pool_t, mode):
+        ctx.pool_t, ctx.dtype = pool_t, weight.dtype
+        return F.embedding_bag(values, weight, offsets, mode=mode)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.sparse.mm(ctx.pool_t, grad.float()).to(ctx.dtype), None, None, None, None
+
+
+def pool(weight: torch.Tensor, bag: dict) -> torch.Tensor:
+    """(n_bags, d) mean (or sum) of ``weight`` rows per bag (see :func:`bags`)."""
+    return BagPool.apply(weight, bag["values"], bag["offsets"], bag["pool_t"], bag["mode"])
 
 
 class SideInputs:
@@ -95,7 +133,8 @@ class Tower(nn.Module):
 
     def forward(self, own: torch.Tensor, seq: torch.Tensor, neighbours: torch.Tensor | None,
                 codes: torch.Tensor | None) -> torch.Tensor:
-        """own, seq, neighbours: (B, dim) embeddings (the last two pooled); codes (B, L) -> (B, dim)."""
+        """own, seq, neighbours: (B, dim) embeddings (the last two pooled); codes: the bags of the B
+        semantic IDs' rows in the (L (J+1)) stacked codebooks (:func:`bags`) -> (B, dim)."""
         weight = self.first.weight
         h = F.linear(torch.cat([own, seq, neighbours] if self.linkage_aug else [own, seq], 1),
                      weight[:, :self.n_dense], self.first.bias)
@@ -103,8 +142,7 @@ class Tower(nn.Module):
             books = torch.stack([emb.weight for emb in self.semantic])  # (L, J+1, dim)
             n_layers, size, dim = books.shape
             proj = torch.einsum("ljd,hld->ljh", books, weight[:, self.n_dense:].reshape(-1, n_layers, dim))
-            offsets = torch.arange(n_layers, device=codes.device) * size
-            h = h + F.embedding_bag(codes + offsets, proj.reshape(n_layers * size, -1), mode="sum")
+            h = h + pool(proj.reshape(n_layers * size, -1), codes)
         return self.rest(h)
 
 
@@ -124,8 +162,8 @@ class DQRecNet(nn.Module):
     def forward(self, inputs: dict) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         """z_u (or None) and one z_i per item set; every pooled part of a table in one embedding_bag."""
         n_user, sizes = inputs["n_user"], inputs["item_sizes"]
-        pooled_items = F.embedding_bag(inputs["item_bag"], self.item_emb.weight, inputs["item_bag_offsets"], mode="mean")
-        pooled_users = F.embedding_bag(inputs["user_bag"], self.user_emb.weight, inputs["user_bag_offsets"], mode="mean")
+        pooled_items, pooled_users = pool(self.item_emb.weight, inputs["item_bag"]), pool(self.user_emb.weight,
+                                                                                         inputs["user_bag"])
         z_u = None
         if n_user:  # item-table bags: [S_u (n_user), Q_i of each item set]; user-table bags: [Q_u (n_user), S_i ...]
             has_q = self.user_tower.linkage_aug
@@ -133,13 +171,8 @@ class DQRecNet(nn.Module):
                                   pooled_users[:n_user] if has_q else None, inputs.get("user_codes"))
         item_q = pooled_items[n_user:] if self.item_tower.linkage_aug else None
         item_seq = pooled_users[n_user if self.user_tower.linkage_aug else 0:]
-        z_i, start = [], 0
-        items, codes = self.item_emb(inputs["items"]), inputs.get("item_codes")
-        for size in sizes:
-            sl = slice(start, start + size)
-            z_i.append(self.item_tower(items[sl], item_seq[sl], None if item_q is None else item_q[sl],
-                                       None if codes is None else codes[sl]))
-            start += size
+        z_i = self.item_tower(self.item_emb(inputs["items"]), item_seq, item_q, inputs.get("item_codes"))
+        z_i = list(torch.split(z_i, sizes))  # one tower call for every item set, then one tensor per set
         return z_u, z_i
 
 
@@ -157,10 +190,11 @@ class DQRec(Recommender):
                  beta: float = 0.25, k: int = 30, k_latent: int = 2, representation_epochs: int = 3,
                  loss: str = "sigmoid_bpr", user_feature_aug: bool = True, item_feature_aug: bool = True,
                  user_linkage_aug: bool = True, item_linkage_aug: bool = True, latent_exploration: bool = True,
-                 device: str = "auto", progress: bool = True):
+                 precision: str = "fp32", device: str = "auto", progress: bool = True):
         check_training_params(dim=dim, hidden=hidden, lr=lr, batch_size=batch_size, epochs=epochs, patience=patience,
                               n_layers=n_layers, codebook_size=codebook_size, k=k, representation_epochs=representation_epochs)
         pairwise_loss(loss)
+        check_precision(precision)
         if k_latent < 0 or int(k_latent) != k_latent:
             raise ValueError(f"k_latent (K') must be a non-negative integer, got {k_latent!r}")
         if not beta >= 0:
@@ -174,7 +208,8 @@ class DQRec(Recommender):
         self.beta, self.k, self.k_latent, self.representation_epochs = beta, k, k_latent, representation_epochs
         self.loss, self.user_feature_aug, self.item_feature_aug = loss, user_feature_aug, item_feature_aug
         self.user_linkage_aug, self.item_linkage_aug = user_linkage_aug, item_linkage_aug
-        self.latent_exploration, self.device, self.progress = latent_exploration, device, progress
+        self.latent_exploration, self.precision = latent_exploration, precision
+        self.device, self.progress = device, progress
 
     @property
     def uses_semantic_ids(self) -> bool:
@@ -242,7 +277,8 @@ class DQRec(Recommender):
             return loss((z_u * z_pos).sum(1), (z_u * z_neg).sum(1))  # Eq. 22-23
 
         self.trainer_ = Trainer(self.epochs, self.patience, self.lr, self.batch_size, seed=self.seed,
-                                device=str(self.device_), progress=self.progress, desc=type(self).__name__)
+                                device=str(self.device_), progress=self.progress, desc=type(self).__name__,
+                                precision=self.precision)
         self.trainer_.fit(self.net_, len(rows), batch, batch_loss, lambda: validate(self))
         self.history_ = self.trainer_.history_
         return self
@@ -258,15 +294,28 @@ class DQRec(Recommender):
             [it.seq.take(item_rows)]
         out = dict(n_user=len(user_rows), item_sizes=[len(i) for i, _ in item_sets],
                    users=self.sample_users_[user_rows.clip(max=len(self.sample_users_) - 1)] + 1,
-                   items=np.concatenate([i for i, _ in item_sets]).astype(np.int64) + 1)
-        for name, parts in (("item_bag", item_bag), ("user_bag", user_bag)):
-            values, offsets = bags(parts)
-            out[name], out[f"{name}_offsets"] = values + 1, offsets
-        if self.user_feature_aug and len(user_rows):
-            out["user_codes"] = u.codes[user_rows]
-        if self.item_feature_aug:
-            out["item_codes"] = it.codes[item_rows]
-        return {k: torch.from_numpy(v).to(self.device_) if isinstance(v, np.ndarray) else v for k, v in out.items()}
+                   items=np.concatenate([i for i, _ in item_sets]).astype(np.int64) + 1,
+                   item_bag=bags([(v + 1, o) for v, o in item_bag], self.split_.n_items + 1),
+                   user_bag=bags([(v + 1, o) for v, o in user_bag], self.split_.n_users + 1))
+        size = self.codebook_size + 1
+        for name, on, codes in (("user_codes", self.user_feature_aug and len(user_rows), lambda: u.codes[user_rows]),
+                                ("item_codes", self.item_feature_aug, lambda: it.codes[item_rows])):
+            if on:  # row c of layer l's codebook is row l (J+1) + c of the stacked codebooks
+                c = codes() + np.arange(self.n_layers) * size
+                out[name] = bags([(c.ravel(), np.arange(0, c.size, self.n_layers))], self.n_layers * size, "sum")
+        return {k: self._to_device(v) for k, v in out.items()}
+
+    def _to_device(self, value):
+        """Arrays, bag dicts and sparse matrices of :meth:`_inputs` as tensors on the model's device."""
+        if isinstance(value, dict):
+            return {k: self._to_device(v) for k, v in value.items()}
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(value).to(self.device_)
+        if sp.issparse(value):
+            return torch.sparse_csr_tensor(torch.from_numpy(value.indptr.astype(np.int64)),
+                                           torch.from_numpy(value.indices.astype(np.int64)),
+                                           torch.from_numpy(value.data), size=value.shape).to(self.device_)
+        return value
 
     # ------------------------------------------------------------------ scoring
     def scorer(self, part: str) -> "PartScorer":
@@ -325,7 +374,8 @@ class DualTower(DQRec):
 
     def __init__(self, dim: int = 64, hidden: int = 256, lr: float = 1e-3, batch_size: int = 1024,
                  epochs: int = 200, patience: int = 5, seed: int = 0, loss: str = "sigmoid_bpr",
-                 device: str = "auto", progress: bool = True):
+                 precision: str = "fp32", device: str = "auto", progress: bool = True):
         super().__init__(dim=dim, hidden=hidden, lr=lr, batch_size=batch_size, epochs=epochs, patience=patience,
-                         seed=seed, loss=loss, user_feature_aug=False, item_feature_aug=False, user_linkage_aug=False,
+                         seed=seed, loss=loss, precision=precision, user_feature_aug=False, item_feature_aug=False,
+                         user_linkage_aug=False,
                          item_linkage_aug=False, latent_exploration=False, device=device, progress=progress)

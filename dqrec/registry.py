@@ -89,6 +89,8 @@ def _load() -> None:
 
     register("DQRec", DQRec)
     register("DualTower", DualTower)
+    for name, cls in (("DQRec", DQRec), ("DualTower", DualTower)):  # BPR on raw dot products, not Eq. 22-23
+        register(f"{name} raw-BPR", cls, loss="bpr")
     for variant, flags in ABLATIONS.items():
         register(f"DQRec {variant}", DQRec, **flags)
     register("MF-BPR", MFBPR)

@@ -73,7 +73,9 @@ class Trainer:
     """Adam + early stopping on validation, shared by DQRec, DualTower, MF-BPR and later neural models.
 
     epochs: the most epochs (a cap that should not bind: ``stopped_by`` says which ended the run);
-    patience: epochs without a better validation score before stopping.
+    patience: epochs without a better validation score before stopping; precision: "fp32", or
+    "bf16" for the forward pass under ``torch.autocast`` (bfloat16 matrix products, float32
+    weights and optimizer; about 3x faster MLPs on CPUs with AVX-512 BF16; the paper names none).
     """
 
     epochs: int = 200
@@ -85,9 +87,11 @@ class Trainer:
     device: str = "auto"
     progress: bool = True
     desc: str = "train"
+    precision: str = "fp32"
     history_: list = field(default_factory=list, init=False)
 
     def __post_init__(self):
+        check_precision(self.precision)
         check_training_params(epochs=self.epochs, patience=self.patience, lr=self.lr, batch_size=self.batch_size)
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -97,7 +101,7 @@ class Trainer:
         """Train ``net`` on ``n_samples`` training samples; restore the state of the best epoch."""
         if n_samples < 1:
             raise ValueError("no training samples")
-        rng = np.random.default_rng(self.seed)
+        rng, device = np.random.default_rng(self.seed), next(net.parameters()).device
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         best, best_state, stale = -np.inf, copy.deepcopy(net.state_dict()), 0
         self.history_, self.best_epoch_, self.stopped_by_ = [], 0, "max_epochs"
@@ -110,7 +114,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 b = batch(order[start:start + self.batch_size], rng)
                 t1 = time.perf_counter()
-                value = loss(b)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                    value = loss(b).float()
                 t2 = time.perf_counter()
                 opt.zero_grad(set_to_none=True)
                 value.backward()
@@ -149,6 +154,12 @@ class Trainer:
         steps = {f"{s}_seconds": float(np.mean([h[f"{s}_seconds"] for h in self.history_])) for s in STEPS}
         return dict(epochs_run=len(self.history_), best_epoch=self.best_epoch_, stopped_by=self.stopped_by_,
                     max_epochs=self.epochs, patience=self.patience, **steps)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    return precision
 
 
 def check_training_params(**params) -> None:
