@@ -430,6 +430,39 @@ def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("R
     return out.reset_index()
 
 
+def compare_models(summary: pd.DataFrame, models, metrics=(("Recall", 10), ("NDCG", 10))) -> pd.DataFrame:
+    """'mean ± sd' cells of ``models`` side by side, one row per (dataset, split, protocol, metric@k)."""
+    s = summary[summary.model.isin(models) & pd.Series(list(zip(summary.metric, summary.k)),
+                                                        index=summary.index).isin(metrics)]
+    s = s.assign(metric=s.metric + "@" + s.k.astype(str),
+                 cell=s["mean"].map("{:.4f}".format) + np.where(s["count"] > 1, " ± " + s["std"].map("{:.4f}".format),
+                                                              " (1 seed)"))
+    table = s.pivot_table(index=["dataset", "split", "protocol", "metric"], columns="model", values="cell",
+                          aggfunc="first")
+    return table.reindex(columns=[m for m in models if m in table.columns])
+
+
+def table1_findings(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> str:
+    """Markdown bullets, one per (dataset, split, protocol): the best model, and DQRec against its base
+    (relative change, and whether the gap exceeds the larger of the two seed sds)."""
+    s = summary[(summary.metric == metric) & (summary.k == k)]
+    lines = []
+    for (dataset, split, protocol), g in s.groupby(["dataset", "split", "protocol"], sort=False):
+        g = g.set_index("model")
+        best = g["mean"].idxmax()
+        line = f"- **{dataset}, {split} split, {protocol}**: best {best} ({g.loc[best, 'mean']:.4f})"
+        if {"DQRec", "DualTower"} <= set(g.index):
+            d, b = g.loc["DQRec"], g.loc["DualTower"]
+            gap, noise = d["mean"] - b["mean"], max(d["std"], b["std"])
+            verdict = "beyond" if abs(gap) > noise else "within"
+            line += (f"; DQRec {d['mean']:.4f} vs DualTower {b['mean']:.4f} ({100 * (d['mean'] / b['mean'] - 1):+.0f}%, "
+                     f"{verdict} the seed sd of {noise:.4f})")
+        if "DQRec" in g.index and best != "DQRec":
+            line += f"; DQRec is {100 * (g.loc['DQRec', 'mean'] / g.loc[best, 'mean'] - 1):+.0f}% from the best"
+        lines.append(line + ".")
+    return f"{metric}@{k}, mean over seeds:\n\n" + "\n".join(lines)
+
+
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± sd over seeds, one row per (dataset, split, protocol, model, metric@k)."""
     g = results.groupby(["dataset", "split", "protocol", "model", "metric", "k"]).value

@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dqrec import data  # noqa: E402
-from dqrec.experiment import ABLATION_MODELS, MODEL_NAMES, PROFILES, profile_params, results_dir, run_models  # noqa: E402
+from dqrec.experiment import (ABLATION_MODELS, MODEL_NAMES, PROFILES, code_version, git_sha, profile_params,  # noqa: E402
+                              results_dir, run_models)
+from dqrec.registry import model_names  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,6 +33,8 @@ ap.add_argument("--datasets", nargs="*", help="restrict to these datasets (defau
 ap.add_argument("--splits", nargs="*", choices=["temporal", "random"], help="restrict to these splits")
 ap.add_argument("--models", nargs="*", help="restrict to these models (default: the table's)")
 args = ap.parse_args()
+model_names()  # import every model now: the code a long sweep runs is the code it started with,
+print(f"commit {git_sha()}, run code {code_version()}", flush=True)  # and the commit recorded is read now
 params = profile_params(args.profile, progress=False)
 if args.table == "1":
     models, seeds_of, splits = MODEL_NAMES, {d: params["seeds"] for d in params["datasets"]}, ["temporal", "random"]
