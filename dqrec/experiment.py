@@ -46,20 +46,69 @@ PROFILES: dict[str, dict] = {
 
 
 def profile_params(profile: str, **overrides) -> dict:
-    """The parameters of ``profile`` with ``overrides`` (a notebook's non-None parameters) applied."""
+    """The parameters of ``profile`` with ``overrides`` (a notebook's non-None parameters) applied,
+    checked (:func:`check_params`) before anything runs or is written."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     params = dict(PROFILES[profile], profile=profile)
     params.update({k: v for k, v in overrides.items() if v is not None})
+    return check_params(params)
+
+
+POSITIVE_INTS = ("epochs", "patience", "seq_len", "representation_epochs", "n_layers", "codebook_size", "k")
+
+
+def check_params(params: dict) -> dict:
+    """Types and ranges of profile parameters, in the words of a papermill ``-p`` user. A single dataset
+    or seed given as a string or number becomes a one-element list."""
+    from .data import DATASETS
+
+    def fail(name, want):
+        raise ValueError(f"parameter {name}={params[name]!r}: {want}")
+
+    for name in ("datasets", "seeds"):
+        if name in params and isinstance(params[name], (str, int)):
+            params[name] = [params[name]]
+    for name in [n for n in ("datasets",) if n in params] + [n for n in ("main_dataset", "sensitivity_dataset")
+                                                             if n in params]:
+        names = params[name] if isinstance(params[name], list) else [params[name]]
+        unknown = [n for n in names if n not in DATASETS]
+        if unknown or not names:
+            fail(name, f"unknown dataset(s) {unknown}; choose from {sorted(DATASETS)}")
+    if "seeds" in params and (not params["seeds"] or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                                              for x in params["seeds"])):
+        fail("seeds", "a list of non-negative integers, e.g. [0, 1, 2]")
+    for name in POSITIVE_INTS:
+        value = params.get(name)
+        if name in params and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            fail(name, "a positive integer")
+    if "k_latent" in params and (not isinstance(params["k_latent"], int) or params["k_latent"] < 0):
+        fail("k_latent", "a non-negative integer")
+    if "beta" in params and not (isinstance(params["beta"], (int, float)) and params["beta"] >= 0):
+        fail("beta", "a non-negative number")
     return params
 
 
 def results_dir(profile: str) -> Path:
-    """``results/`` for the paper profile, ``results/<profile>/`` otherwise (created)."""
+    """``results/`` for the paper profile, ``results/<profile>/`` otherwise (created, and checked to be
+    writable so that a read-only folder fails before hours of fitting, not after)."""
     base = Path(os.environ.get("DQREC_RESULTS_DIR", ROOT / "results"))
     path = base if profile == "paper" else base / profile
-    path.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     return path
+
+
+def check_writable(path: Path) -> Path:
+    """Create ``path`` and prove a file can be written there; a clear PermissionError otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write results to {path} ({err.strerror}); make it writable or set "
+                              "DQREC_RESULTS_DIR to a writable folder") from err
+    return Path(path)
 
 
 @functools.lru_cache(maxsize=None)
@@ -365,6 +414,8 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
 
     from .evaluate import evaluate
 
+    if cache is not None:
+        check_writable(Path(cache))
     frames = []
     for name in models:
         deterministic = name in ("EASE", "ItemKNN", "MostPopular")

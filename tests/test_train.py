@@ -192,3 +192,30 @@ def test_truncated_cache_entries_are_recomputed(tmp_path):
     csv.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.warns(RuntimeWarning, match="unreadable"):
         experiment.run_models(split, ["MostPopular"], [0], params, progress=False, cache=tmp_path)
+
+
+# ----------------------------------------------------------------------------- papermill parameters
+@pytest.mark.parametrize("bad,match", [(dict(main_dataset="ml100k"), "unknown dataset"),
+                                       (dict(datasets=["ml-100k", "ml100k"]), "unknown dataset"),
+                                       (dict(epochs=-1), "positive integer"), (dict(epochs=2.5), "positive integer"),
+                                       (dict(seeds=[0, -1]), "non-negative"), (dict(k_latent=-2), "non-negative")])
+def test_profile_parameters_are_checked_before_anything_runs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        experiment.profile_params("test", **bad)
+
+
+def test_a_single_dataset_or_seed_becomes_a_list():
+    p = experiment.profile_params("test", datasets="ml-100k", seeds=3)
+    assert p["datasets"] == ["ml-100k"] and p["seeds"] == [3]
+
+
+def test_read_only_results_fail_before_fitting(tmp_path, monkeypatch):
+    import os
+    if os.geteuid() == 0:  # root writes anywhere: simulate the failure
+        monkeypatch.setattr(experiment.Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(OSError(13, "Permission denied")))
+    else:
+        tmp_path.chmod(0o500)
+    monkeypatch.setattr(experiment, "fit_model", lambda *a, **k: pytest.fail("fitted before checking the cache"))
+    with pytest.raises(PermissionError, match="cannot write results"):
+        experiment.run_models(planted_split(), ["MostPopular"], [0], experiment.profile_params("test"),
+                              progress=False, cache=tmp_path / "runs")
