@@ -116,7 +116,11 @@ def git_sha() -> str:
     """The commit of the code this process loaded, ``-dirty`` if ``dqrec/`` had uncommitted changes.
 
     Read once per process, so a long sweep keeps naming the code it runs even if the tree changes.
+    ``DQREC_GIT_SHA`` overrides it where the git metadata does not describe the working tree (a copy
+    of the tree sent to another machine).
     """
+    if os.environ.get("DQREC_GIT_SHA"):
+        return os.environ["DQREC_GIT_SHA"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -439,7 +443,7 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     spec = dict(run_spec(split, name, seed, params), history=getattr(model, "history_", None),
-                                tuning=getattr(model, "tuning_", None))
+                                tuning=getattr(model, "tuning_", None), machine=machine(model))
                     _atomic_write(path.with_suffix(".json"),
                                   lambda p: p.write_text(json.dumps(spec, indent=1, default=str) + "\n"))
                     _atomic_write(path.with_suffix(".npz"),
@@ -449,6 +453,16 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
                 ranks[(split.name, split.kind, name)] = sample_ranks
             frames.append(res)
     return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
+
+
+def machine(model=None) -> dict:
+    """Where a run was computed: CPU count, the model's torch device (and GPU name), library versions."""
+    import torch
+
+    device = str(getattr(model, "device_", "cpu"))
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
+    return dict(cpus=os.cpu_count(), device=device, gpu=gpu, torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                python=platform.python_version(), numpy=np.__version__)
 
 
 def _tuned_point(model) -> str:

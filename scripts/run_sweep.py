@@ -32,6 +32,7 @@ ap.add_argument("--profile", choices=sorted(PROFILES), default="quick",
 ap.add_argument("--datasets", nargs="*", help="restrict to these datasets (default: the table's)")
 ap.add_argument("--splits", nargs="*", choices=["temporal", "random"], help="restrict to these splits")
 ap.add_argument("--models", nargs="*", help="restrict to these models (default: the table's)")
+ap.add_argument("--seeds", nargs="*", type=int, help="restrict to these seeds (default: the profile's)")
 args = ap.parse_args()
 model_names()  # import every model now: the code a long sweep runs is the code it started with,
 print(f"commit {git_sha()}, run code {code_version()}", flush=True)  # and the commit recorded is read now
@@ -48,6 +49,7 @@ for name in args.datasets or seeds_of:
         split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
         for model in args.models or models:
             t = time.perf_counter()
-            run_models(split, [model], seeds_of.get(name, params["seeds"]), params, progress=False,
+            seeds = [s for s in seeds_of.get(name, params["seeds"]) if args.seeds is None or s in args.seeds]
+            run_models(split, [model], seeds, params, progress=False,
                        cache=results_dir(args.profile) / "runs")
             print(f"{name} {kind} {model}: {time.perf_counter() - t:.0f} s", flush=True)
