@@ -272,7 +272,8 @@ MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "code
 
 
 def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
-    """The constructor arguments model ``name`` takes from a profile's ``params`` (plus ``seed``)."""
+    """The constructor arguments model ``name`` takes from a profile's ``params`` (plus ``seed``); a
+    parameter a tuned model searches over is never taken from the profile (ItemKNN's k is not K)."""
     import inspect
 
     from .registry import make_model, model_names
@@ -280,7 +281,8 @@ def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
     if name not in model_names():
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
     accepted = inspect.signature(type(make_model(name)).__init__).parameters
-    kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted}
+    tuned = TUNING_GRIDS.get(name, {}) if params.get("tune", True) else {}
+    kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted and k not in tuned}
     if "seed" in accepted:
         kw["seed"] = seed
     return {**kw, **overrides}

@@ -85,13 +85,14 @@ def test_ablation_variants_switch_off_their_part():
         experiment.fit_model("DQRec w/o IDs", planted_split(), 0, params)
 
 
-def test_tuned_baselines_pick_the_best_validation_point():
+@pytest.mark.parametrize("name,param", [("EASE", "l2"), ("ItemKNN", "k")])
+def test_tuned_baselines_pick_the_best_validation_point(name, param):
     split = planted_split()
-    params = experiment.profile_params("test")
-    model = experiment.fit_model("EASE", split, 0, params)
+    params = experiment.profile_params("test")  # holds DQRec's k, which ItemKNN's k must not take
+    model = experiment.fit_model(name, split, 0, params)
     tried = pd.DataFrame(model.tuning_)
-    assert list(tried.l2) == experiment.TUNING_GRIDS["EASE"]["l2"]
-    assert model.l2 == tried.loc[tried.valid.idxmax(), "l2"]
+    assert list(tried[param]) == experiment.TUNING_GRIDS[name][param]
+    assert getattr(model, param) == tried.loc[tried.valid.idxmax(), param]
 
 
 def test_ablation_changes_and_table():
