@@ -37,7 +37,7 @@ PROFILES: dict[str, dict] = {
     "quick": dict(PAPER_HPARAMS, datasets=["ml-100k", "ml-latest-small"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-100k": [0]}, loss_seeds={"ml-100k": [0]}, sensitivity_dataset="ml-100k",
-                  sensitivity_seeds=[0], sensitivity_grid=SENSITIVITY_GRID),
+                  sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
     "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
                  seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]}, loss_seeds={"ml-100k": [0]},
                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
@@ -509,6 +509,15 @@ def compare_models(summary: pd.DataFrame, models, metrics=(("Recall", 10), ("NDC
     return table.reindex(columns=[m for m in models if m in table.columns])
 
 
+def _versus(g: pd.DataFrame, a: str, b: str) -> str:
+    """'A 0.1234 vs B 0.1000 (+23%, beyond the seed sd of 0.0040)' from summary rows indexed by model."""
+    x, y = g.loc[a], g.loc[b]
+    noise = max(x["std"], y["std"])
+    verdict = "beyond" if abs(x["mean"] - y["mean"]) > noise else "within"
+    return (f"{a} {x['mean']:.4f} vs {b} {y['mean']:.4f} ({100 * (x['mean'] / y['mean'] - 1):+.0f}%, {verdict} the "
+            f"seed sd of {noise:.4f})")
+
+
 def table1_findings(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> str:
     """Markdown bullets, one per (dataset, split, protocol): the best model, and DQRec against its base
     (relative change, and whether the gap exceeds the larger of the two seed sds)."""
@@ -519,14 +528,22 @@ def table1_findings(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) 
         best = g["mean"].idxmax()
         line = f"- **{dataset}, {split} split, {protocol}**: best {best} ({g.loc[best, 'mean']:.4f})"
         if {"DQRec", "DualTower"} <= set(g.index):
-            d, b = g.loc["DQRec"], g.loc["DualTower"]
-            gap, noise = d["mean"] - b["mean"], max(d["std"], b["std"])
-            verdict = "beyond" if abs(gap) > noise else "within"
-            line += (f"; DQRec {d['mean']:.4f} vs DualTower {b['mean']:.4f} ({100 * (d['mean'] / b['mean'] - 1):+.0f}%, "
-                     f"{verdict} the seed sd of {noise:.4f})")
+            line += "; " + _versus(g, "DQRec", "DualTower")
         if "DQRec" in g.index and best != "DQRec":
             line += f"; DQRec is {100 * (g.loc['DQRec', 'mean'] / g.loc[best, 'mean'] - 1):+.0f}% from the best"
         lines.append(line + ".")
+    return f"{metric}@{k}, mean over seeds:\n\n" + "\n".join(lines)
+
+
+def pair_findings(summary: pd.DataFrame, pairs, metric: str = "Recall", k: int = 10) -> str:
+    """Markdown bullets comparing each (model a, model b) pair per (dataset, split, protocol)."""
+    s = summary[(summary.metric == metric) & (summary.k == k)]
+    lines = []
+    for (dataset, split, protocol), g in s.groupby(["dataset", "split", "protocol"], sort=False):
+        g = g.set_index("model")
+        parts = [_versus(g, a, b) for a, b in pairs if {a, b} <= set(g.index)]
+        if parts:
+            lines.append(f"- **{dataset}, {split} split, {protocol}**: " + "; ".join(parts) + ".")
     return f"{metric}@{k}, mean over seeds:\n\n" + "\n".join(lines)
 
 

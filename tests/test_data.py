@@ -12,15 +12,6 @@ from hypothesis import strategies as st
 from dqrec import data
 
 
-@pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    """An empty offline mirror and cache; tests write dataset folders into it."""
-    monkeypatch.setenv("DQREC_DATA_DIR", str(tmp_path / "mirror"))
-    monkeypatch.setenv("DQREC_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "mirror").mkdir()
-    return tmp_path / "mirror"
-
-
 def write_ml1m(folder):
     folder.mkdir(parents=True)
     (folder / "ratings.dat").write_text("1::10::5::978300760\n1::20::3::\n2::10::4::978300800\n2::30::2::\n"

@@ -20,14 +20,6 @@ from dqrec import data
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    monkeypatch.setenv("DQREC_DATA_DIR", str(tmp_path / "mirror"))
-    monkeypatch.setenv("DQREC_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "mirror").mkdir()
-    return tmp_path / "mirror"
-
-
 def no_download(*args, **kwargs):
     raise AssertionError("a download was attempted")
 
