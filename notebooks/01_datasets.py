@@ -35,12 +35,12 @@ import warnings
 import pandas as pd
 
 from dqrec import data, plots
-from dqrec.experiment import paper_table, profile_params, table2_beside_paper, timer, write_table
+from dqrec.experiment import check_params, paper_table, profile_params, table2_beside_paper, timer, write_table
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, main_dataset=main_dataset, seed=seed)
-candidates = datasets or ["ml-1m", "ml-100k", "ml-latest-small", "amazon-books-2023", "amazon-2018-small",
-                          "netflix", "netflix-prize-sample"]
+candidates = check_params({"datasets": datasets})["datasets"] if datasets else [
+    "ml-1m", "ml-100k", "ml-latest-small", "amazon-books-2023", "amazon-2018-small", "netflix", "netflix-prize-sample"]
 print(f"profile={profile}  DQREC_DATA_DIR={data.data_dir()}")
 
 # %% [markdown]

@@ -47,8 +47,8 @@ from dqrec.quantizers import compare_quantizers, layer_nmi
 from dqrec.representation import RepresentationModel
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
-params = profile_params(profile, main_dataset=dataset, seed=seed)
-params.update(n_layers=n_layers, codebook_size=codebook_size, beta=beta, representation_epochs=representation_epochs)
+params = profile_params(profile, main_dataset=dataset, seed=seed, n_layers=n_layers, codebook_size=codebook_size,
+                        beta=beta, representation_epochs=representation_epochs)
 SIDES = ("user", "item")
 print({k: params[k] for k in ("profile", "main_dataset", "seq_len", "n_layers", "codebook_size", "beta", "seed",
                               "representation_epochs")})

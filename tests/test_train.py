@@ -219,3 +219,41 @@ def test_read_only_results_fail_before_fitting(tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match="cannot write results"):
         experiment.run_models(planted_split(), ["MostPopular"], [0], experiment.profile_params("test"),
                               progress=False, cache=tmp_path / "runs")
+
+
+@pytest.mark.parametrize("make", [lambda: DQRec(epochs=0), lambda: DQRec(k=0), lambda: DQRec(n_layers=3),
+                                  lambda: DQRec(codebook_size=1), lambda: DQRec(k_latent=-1), lambda: DQRec(dim=0),
+                                  lambda: make_model("MF-BPR", epochs=0), lambda: make_model("MF-BPR", dim=0),
+                                  lambda: DualTower(patience=0)])
+def test_model_parameters_are_checked_at_construction(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+@pytest.mark.parametrize("bad,match", [(dict(k=5000), "k \\(K=5000\\)"), (dict(codebook_size=2000), "codebook_size")])
+def test_k_and_codebook_size_are_checked_against_the_data_before_training(bad, match, monkeypatch):
+    from dqrec.representation import RepresentationModel
+
+    monkeypatch.setattr(RepresentationModel, "fit", lambda *a, **k: pytest.fail("trained before checking the data"))
+    with pytest.raises(ValueError, match=match):
+        DQRec(progress=False, **bad).fit(planted_split())
+
+
+def test_run_keys_follow_content_not_files():
+    """The same data read from a mirror or a fresh download (other file bytes) shares its run keys."""
+    a, b = planted_split(), planted_split()
+    b.params["checksum"] = "another-file-hash"
+    params = experiment.profile_params("test")
+    assert experiment.run_key(a, "EASE", 0, params) == experiment.run_key(b, "EASE", 0, params)
+    b.samples.loc[b.samples.index[-1], "item"] = (b.samples.item.iloc[-1] + 1) % b.n_items
+    b.params.pop("fingerprint", None)
+    assert experiment.run_key(a, "EASE", 0, params) != experiment.run_key(b, "EASE", 0, params)
+
+
+def test_sweep_script_defaults_to_an_uncommitted_profile_and_explains_itself():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/run_sweep.py", "--help"], capture_output=True, text=True,
+                         cwd=experiment.ROOT, check=True).stdout
+    assert "default: quick" in out and "--seeds" in out and "--models" in out
