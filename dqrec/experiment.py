@@ -467,6 +467,24 @@ def machine(model=None) -> dict:
                 python=platform.python_version(), numpy=np.__version__)
 
 
+def run_machines(cache: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """Where the runs of ``results`` were computed, per (dataset, split, model), from the run files in
+    ``cache`` written by the current code (:func:`code_version`)."""
+    rows = []
+    for path in Path(cache).glob("*.json"):
+        spec = json.loads(path.read_text())
+        if spec.get("code") != code_version():
+            continue
+        m = spec.get("machine") or {}
+        where = (f"{m['gpu']} ({m['cpus']} cpus)" if m.get("gpu") else f"cpu ({m['cpus']} cpus)") if m else "not recorded"
+        rows.append(dict(dataset=spec["dataset"], split=spec["split"], model=spec["model"], seed=spec["seed"],
+                         computed_on=where))
+    runs = results[["dataset", "split", "model", "seed"]].drop_duplicates()
+    found = runs.merge(pd.DataFrame(rows, columns=["dataset", "split", "model", "seed", "computed_on"]), how="left")
+    return (found.fillna({"computed_on": "not recorded"}).groupby(["dataset", "split", "model"], sort=False)
+            .computed_on.agg(lambda s: "; ".join(sorted(set(s)))).reset_index())
+
+
 def _tuned_point(model) -> str:
     """'l2=200.0' for a model chosen by :func:`dqrec.registry.fit_tuned`, '' otherwise."""
     grid = TUNING_GRIDS.get(type(model).__name__, {}) if hasattr(model, "tuning_") else {}
