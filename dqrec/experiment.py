@@ -305,22 +305,75 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
         else model.fit(split)
 
 
-# The modules a run's numbers depend on: their content is part of every run key, so a cached run
-# computed by other code is never read back (plots, tables and notebooks may change freely).
-RUN_CODE = ("representation.py", "dqvae.py", "augment.py", "codesearch.py", "model.py", "train.py", "sampling.py",
-            "evaluate.py", "registry.py", "baselines")
+# A run's numbers depend on its model's module and every dqrec module that module imports (found by
+# reading the imports, transitively), plus the evaluator. Their content is part of the run key, so a
+# cached run computed by other code is never read back, while a change to another model, to the
+# tables, plots or notebooks leaves it valid. Not counted: data.py (what a model sees of the data is
+# the split's fingerprint), experiment.py, plots.py, casestudy.py, package __init__ files, and of
+# registry.py everything but the Recommender base and the validation grid search.
+NOT_RUN_CODE = {"data.py", "experiment.py", "plots.py", "casestudy.py", "registry.py", "__init__.py"}
+
+
+def _dqrec_imports(path: Path) -> set[Path]:
+    """dqrec source files that ``path`` imports anywhere (top level or inside functions)."""
+    import ast
+
+    package = ROOT / "dqrec"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                parts = (node.module or "").split(".") if node.module else []
+            elif (node.module or "").split(".")[0] == "dqrec":
+                base, parts = ROOT, node.module.split(".")
+            else:
+                continue
+            targets = [parts + [alias.name] for alias in node.names] + [parts]
+        elif isinstance(node, ast.Import):
+            base, targets = ROOT, [a.name.split(".") for a in node.names if a.name.split(".")[0] == "dqrec"]
+        else:
+            continue
+        for t in targets:
+            stem = base.joinpath(*t) if t else base
+            for candidate in (stem.with_suffix(".py"), stem / "__init__.py"):
+                if candidate.is_file() and package in candidate.parents:
+                    found.add(candidate)
+    return found
+
+
+def run_code_files(model: str) -> list[Path]:
+    """The source files model ``model``'s results depend on (see :data:`NOT_RUN_CODE`)."""
+    import inspect
+
+    from .registry import make_model
+
+    todo, seen = [Path(inspect.getfile(type(make_model(model)))), ROOT / "dqrec" / "evaluate.py"], set()
+    while todo:
+        path = todo.pop()
+        if path in seen or path.name in NOT_RUN_CODE:
+            continue
+        seen.add(path)
+        todo.extend(_dqrec_imports(path))
+    return sorted(seen)
 
 
 @functools.lru_cache(maxsize=None)
-def code_version() -> str:
-    """sha256 (12 hex) of the source files in :data:`RUN_CODE`, read once per process."""
+def code_version(model: str) -> str:
+    """sha256 (12 hex) of :func:`run_code_files` and of the registry's Recommender and fit_tuned, read once
+    per process."""
     import hashlib
+    import inspect
+
+    from . import registry
 
     digest = hashlib.sha256()
-    for name in RUN_CODE:
-        path = ROOT / "dqrec" / name
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    for f in run_code_files(model):
+        digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    for obj in (registry.Recommender, registry.fit_tuned):
+        digest.update(inspect.getsource(obj).encode())
     return digest.hexdigest()[:12]
 
 
@@ -347,7 +400,7 @@ def run_spec(split, model: str, seed: int, params: dict) -> dict:
     if model in TUNING_GRIDS and params.get("tune", True):
         model_params["tuning_grid"] = TUNING_GRIDS[model]
     return dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
-                split_seed=split.params["seed"], data=split_fingerprint(split), seed=seed, code=code_version())
+                split_seed=split.params["seed"], data=split_fingerprint(split), seed=seed, code=code_version(model))
 
 
 def run_key(split, model: str, seed: int, params: dict) -> str:
@@ -473,7 +526,7 @@ def run_machines(cache: Path, results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for path in Path(cache).glob("*.json"):
         spec = json.loads(path.read_text())
-        if spec.get("code") != code_version():
+        if spec.get("code") != code_version(spec["model"]):
             continue
         m = spec.get("machine") or {}
         where = (f"{m['gpu']} ({m['cpus']} cpus)" if m.get("gpu") else f"cpu ({m['cpus']} cpus)") if m else "not recorded"

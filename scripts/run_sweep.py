@@ -35,7 +35,7 @@ ap.add_argument("--models", nargs="*", help="restrict to these models (default: 
 ap.add_argument("--seeds", nargs="*", type=int, help="restrict to these seeds (default: the profile's)")
 args = ap.parse_args()
 model_names()  # import every model now: the code a long sweep runs is the code it started with,
-print(f"commit {git_sha()}, run code {code_version()}", flush=True)  # and the commit recorded is read now
+print(f"commit {git_sha()}, run code of DQRec {code_version('DQRec')}", flush=True)  # and the commit recorded is read now
 params = profile_params(args.profile, progress=False)
 if args.table == "1":
     models, seeds_of, splits = MODEL_NAMES, {d: params["seeds"] for d in params["datasets"]}, ["temporal", "random"]

@@ -174,8 +174,17 @@ def test_run_cache_keys_hold_params_and_code(tmp_path, monkeypatch):
     assert experiment.run_key(split, "DQRec", 0, dict(params, k=7)) != key
     spec = experiment.run_spec(split, "DQRec", 0, params)
     assert {"dim", "hidden", "lr", "batch_size", "loss"} <= set(spec["params"])
-    monkeypatch.setattr(experiment, "code_version", lambda: "other-code")
+    monkeypatch.setattr(experiment, "code_version", lambda model: "other-code")
     assert experiment.run_key(split, "DQRec", 0, params) != key
+
+
+def test_run_code_is_the_models_own_import_closure():
+    names = {p.relative_to(experiment.ROOT).as_posix() for p in experiment.run_code_files("DQRec")}
+    assert {"dqrec/model.py", "dqrec/augment.py", "dqrec/codesearch.py", "dqrec/dqvae.py", "dqrec/representation.py",
+            "dqrec/train.py", "dqrec/sampling.py", "dqrec/evaluate.py"} == names
+    ease = {p.name for p in experiment.run_code_files("EASE")}
+    assert {"ease.py", "popular.py", "evaluate.py"} == ease  # another model's module never stales EASE's runs
+    assert experiment.code_version("DQRec w/o Lat.") == experiment.code_version("DQRec")
 
 
 def test_truncated_cache_entries_are_recomputed(tmp_path):
