@@ -141,13 +141,13 @@ else:
 # code trained before. Both rank items identically at test time (σ is monotone) but train
 # differently: the literal form's gradient is at most a quarter of the raw one and vanishes where
 # scores saturate. Table 1 uses the paper's form; below, both, for DQRec and DualTower, over the
-# seeds of the profile's `loss_seeds`.
+# datasets, splits and seeds of the profile's `loss_runs`.
 
 # %%
 loss_frames = []
-for name, loss_seeds in params["loss_seeds"].items():
+for name, by_split in params["loss_runs"].items():
     ds = data.load(name)
-    for kind in splits:
+    for kind, loss_seeds in by_split.items():
         split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
         loss_frames.append(run_models(split, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"],
                                       loss_seeds, params, progress=False, cache=results_dir(profile) / "runs"))

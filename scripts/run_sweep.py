@@ -6,7 +6,7 @@
 
 Table 1: every model of ``MODEL_NAMES``, the profile's seeds, temporal and random splits. ``loss``:
 DQRec and DualTower trained with BPR on raw scores ("raw-BPR") instead of the paper's Eq. 22-23, on
-the datasets and seeds of the profile's ``loss_seeds``, both splits. Table 3: DQRec and its ablation
+the datasets, splits and seeds of the profile's ``loss_runs``. Table 3: DQRec and its ablation
 variants, each dataset with its seeds from the profile's ``ablation_seeds``, the temporal split.
 Notebooks 04 and 05 then read the same runs (same keys) when executed with that profile. Runs are
 cached in ``results[/<profile>]/runs/``; a finished run is never recomputed.
@@ -38,18 +38,20 @@ model_names()  # import every model now: the code a long sweep runs is the code 
 print(f"commit {git_sha()}, run code of DQRec {code_version('DQRec')}", flush=True)  # and the commit recorded is read now
 params = profile_params(args.profile, progress=False)
 if args.table == "1":
-    models, seeds_of, splits = MODEL_NAMES, {d: params["seeds"] for d in params["datasets"]}, ["temporal", "random"]
+    models = MODEL_NAMES
+    jobs = [(d, kind, params["seeds"]) for d in params["datasets"] for kind in ("temporal", "random")]
 elif args.table == "loss":
-    models, seeds_of, splits = ("DQRec raw-BPR", "DualTower raw-BPR"), params["loss_seeds"], ["temporal", "random"]
+    models = ("DQRec raw-BPR", "DualTower raw-BPR")
+    jobs = [(d, kind, seeds) for d, by_split in params["loss_runs"].items() for kind, seeds in by_split.items()]
 else:
-    models, seeds_of, splits = ABLATION_MODELS, params["ablation_seeds"], ["temporal"]
-for name in args.datasets or seeds_of:
-    ds = data.load(name)
-    for kind in args.splits or splits:
-        split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
-        for model in args.models or models:
-            t = time.perf_counter()
-            seeds = [s for s in seeds_of.get(name, params["seeds"]) if args.seeds is None or s in args.seeds]
-            run_models(split, [model], seeds, params, progress=False,
-                       cache=results_dir(args.profile) / "runs")
-            print(f"{name} {kind} {model}: {time.perf_counter() - t:.0f} s", flush=True)
+    models = ABLATION_MODELS
+    jobs = [(d, "temporal", seeds) for d, seeds in params["ablation_seeds"].items()]
+for name, kind, seeds in jobs:
+    if (args.datasets and name not in args.datasets) or (args.splits and kind not in args.splits):
+        continue
+    split = data.prepare(data.load(name), split=kind, seq_len=params["seq_len"], seed=0)
+    seeds = [s for s in seeds if args.seeds is None or s in args.seeds]
+    for model in args.models or models:
+        t = time.perf_counter()
+        run_models(split, [model], seeds, params, progress=False, cache=results_dir(args.profile) / "runs")
+        print(f"{name} {kind} {model}: {time.perf_counter() - t:.0f} s", flush=True)
