@@ -183,6 +183,13 @@ def table2_beside_paper(stats: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
+def history_lengths(split) -> pd.DataFrame:
+    """Per part of the split: the share of samples whose user sequence S_u is empty, and full."""
+    n = (split.user_seq >= 0).sum(1)
+    df = pd.DataFrame({"part": split.samples.part.to_numpy(), "empty": n == 0, "full": n == split.user_seq.shape[1]})
+    return df.groupby("part").mean().reindex(["train", "valid", "test"])
+
+
 def mean_sd_table(summary: pd.DataFrame, dataset: str, split: str, protocol: str, models=None) -> pd.DataFrame:
     """One Table-1 block: models x metric@k cells formatted 'mean ± sd' (from :func:`summarise`)."""
     s = summary[(summary.dataset == dataset) & (summary.split == split) & (summary.protocol == protocol)]

@@ -35,7 +35,8 @@ import warnings
 import pandas as pd
 
 from dqrec import data, plots
-from dqrec.experiment import check_params, paper_table, profile_params, table2_beside_paper, timer, write_table
+from dqrec.experiment import (check_params, history_lengths, paper_table, profile_params, table2_beside_paper, timer,
+                              write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, main_dataset=main_dataset, seed=seed)
@@ -130,8 +131,13 @@ plots.activity(split);
 plots.split_timeline(split);
 
 # %% [markdown]
-# Under the temporal split many test users have little or no history before their test
-# interactions; this is what makes leak-free numbers much lower than the paper's.
+# How much history each sample's user has before it (the recent sequence S_u, at most `seq_len`
+# items), by part of the split:
 
 # %%
 plots.history_at_sample(split);
+
+# %%
+lengths = history_lengths(split)
+print("; ".join(f"{part}: {row.empty:.1%} of samples with an empty S_u, {row.full:.1%} with a full one"
+                for part, row in lengths.iterrows()))

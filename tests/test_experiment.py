@@ -122,3 +122,15 @@ def test_run_keys_are_distinct_plain_file_names():
     assert len(set(keys)) == len(keys)
     assert all("/" not in key and "." not in key and " " not in key for key in keys)
     assert experiment.run_key(split, "MF-BPR", 0, params).startswith("planted_temporal_MF-BPR_s0_")
+
+
+def test_history_lengths():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    split = SimpleNamespace(user_seq=np.array([[-1, -1], [1, -1], [1, 2], [3, 4]]),
+                            samples=pd.DataFrame({"part": ["train", "test", "test", "valid"]}))
+    out = experiment.history_lengths(split)
+    assert out.loc["train"].tolist() == [1.0, 0.0] and out.loc["test"].tolist() == [0.0, 0.5]
+    assert out.loc["valid"].tolist() == [0.0, 1.0]
