@@ -191,11 +191,14 @@ def history_lengths(split) -> pd.DataFrame:
 
 
 def mean_sd_table(summary: pd.DataFrame, dataset: str, split: str, protocol: str, models=None) -> pd.DataFrame:
-    """One Table-1 block: models x metric@k cells formatted 'mean ± sd' (from :func:`summarise`)."""
+    """One Table-1 block: models x metric@k cells formatted 'mean ± sd' (from :func:`summarise`); a
+    single run (one seed, or a deterministic model) shows its value alone."""
     s = summary[(summary.dataset == dataset) & (summary.split == split) & (summary.protocol == protocol)]
     cell = s.assign(col=s.metric + "@" + s.k.astype(str),
-                    txt=s["mean"].map("{:.4f}".format) + " ± " + s["std"].map("{:.4f}".format))
+                    txt=s["mean"].map("{:.4f}".format) + np.where(s["count"] > 1, " ± " + s["std"].map("{:.4f}".format), ""))
     table = cell.pivot(index="model", columns="col", values="txt")
+    order = [f"{m}@{k}" for m in ("Recall", "NDCG") for k in sorted(s.k.unique())]  # not alphabetical
+    table = table.reindex(columns=[c for c in order if c in table.columns])
     return table.reindex(models) if models is not None else table
 
 

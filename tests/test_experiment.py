@@ -68,10 +68,13 @@ def test_table2_beside_paper_and_mean_sd_table():
     ml = t[t.dataset == "MovieLens"].iloc[0]
     assert ml.paper_users == 6034 and ml.users == 6040 and ml.density == 4.47
     assert t[t.dataset == "Netflix"].ours.iloc[0] == "netflix: not available here"
-    summary = pd.DataFrame(dict(dataset="d", split="temporal", protocol="full", model=["A", "B"], metric="Recall",
-                                k=10, mean=[0.5, 0.25], std=[0.01, 0.0]))
+    summary = pd.DataFrame(dict(dataset="d", split="temporal", protocol="full", model=["A", "B"] * 3,
+                                metric=["Recall"] * 4 + ["NDCG"] * 2, k=[10, 10, 5, 5, 10, 10],
+                                mean=[0.5, 0.25, 0.4, 0.2, 0.3, 0.1], std=[0.01, 0.0] * 3, count=[3, 1] * 3))
     cells = experiment.mean_sd_table(summary, "d", "temporal", "full", ["B", "A"])
     assert cells.index.tolist() == ["B", "A"] and cells.loc["A", "Recall@10"] == "0.5000 ± 0.0100"
+    assert cells.loc["B", "Recall@10"] == "0.2500"  # one run: no '± 0.0000'
+    assert cells.columns.tolist() == ["Recall@5", "Recall@10", "NDCG@10"]  # in metric and k order
 
 
 def test_ablation_variants_switch_off_their_part():
