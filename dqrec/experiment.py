@@ -596,10 +596,11 @@ def compare_models(summary: pd.DataFrame, models, metrics=(("Recall", 10), ("NDC
 def _versus(g: pd.DataFrame, a: str, b: str) -> str:
     """'A 0.1234 vs B 0.1000 (+23%, beyond the seed sd of 0.0040)' from summary rows indexed by model."""
     x, y = g.loc[a], g.loc[b]
+    change = f"{a} {x['mean']:.4f} vs {b} {y['mean']:.4f} ({100 * (x['mean'] / y['mean'] - 1):+.0f}%"
+    if min(x["count"], y["count"]) < 2:
+        return change + ", one seed: no spread to judge it by)"
     noise = max(x["std"], y["std"])
-    verdict = "beyond" if abs(x["mean"] - y["mean"]) > noise else "within"
-    return (f"{a} {x['mean']:.4f} vs {b} {y['mean']:.4f} ({100 * (x['mean'] / y['mean'] - 1):+.0f}%, {verdict} the "
-            f"seed sd of {noise:.4f})")
+    return change + f", {'beyond' if abs(x['mean'] - y['mean']) > noise else 'within'} the seed sd of {noise:.4f})"
 
 
 def table1_findings(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> str:
