@@ -137,3 +137,16 @@ def test_history_lengths():
     out = experiment.history_lengths(split)
     assert out.loc["train"].tolist() == [1.0, 0.0] and out.loc["test"].tolist() == [0.0, 0.5]
     assert out.loc["valid"].tolist() == [0.0, 1.0]
+
+
+def test_findings_sentences_follow_the_numbers():
+    summary = pd.DataFrame(dict(dataset="d", split="temporal", protocol="full", metric="Recall", k=10,
+                                model=["DQRec", "DualTower", "EASE"], mean=[0.2, 0.1, 0.3], std=[0.01, 0.02, 0.0],
+                                count=[3, 3, 1]))
+    text = experiment.table1_findings(summary)
+    assert "best EASE (0.3000)" in text and "DQRec 0.2000 vs DualTower 0.1000 (+100%, beyond the seed sd of 0.0200)" in text
+    assert "DQRec is -33% from the best" in text
+    close = summary.assign(mean=[0.11, 0.1, 0.3])
+    assert "within the seed sd" in experiment.table1_findings(close)
+    one = experiment.pair_findings(summary, [("DQRec", "EASE")])
+    assert "one seed: no spread to judge it by" in one
