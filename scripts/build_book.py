@@ -100,6 +100,18 @@ def execute(source: Path, out_dir: Path, profile: str, parameters: dict) -> Path
     return out
 
 
+def book_page(source: Path, target: Path) -> None:
+    """Copy an executed notebook into the book with every code cell's input hidden behind a toggle
+    (readers see prose, tables and figures first; "Show code cell source" reveals the code)."""
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
+    nbformat.write(nb, target)
+
+
 def write_toc(chapters: list[str], paper_chapters: list[str]) -> None:
     lines = ["format: jb-book", "root: intro", "parts:", "  - caption: Chapters", "    chapters:"]
     lines += [f"      - file: {c}" for c in chapters]
@@ -168,13 +180,13 @@ def main(argv=None) -> int:
     pages.mkdir(parents=True)
     chapters, paper_chapters = [], []
     for nb in sorted(out_dir.glob("[0-9][0-9]_*.ipynb")):
-        shutil.copy(nb, pages / nb.name)
+        book_page(nb, pages / nb.name)
         chapters.append(f"notebooks/{nb.stem}")
     committed = ROOT / "results" / "notebooks"
     if args.profile != "paper" and committed.exists():
         (pages / "paper").mkdir()
         for nb in sorted(committed.glob("[0-9][0-9]_*.ipynb")):
-            shutil.copy(nb, pages / "paper" / nb.name)
+            book_page(nb, pages / "paper" / nb.name)
             paper_chapters.append(f"notebooks/paper/{nb.stem}")
     write_toc(chapters, paper_chapters)
     status = render_book()

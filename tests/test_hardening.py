@@ -529,6 +529,10 @@ def test_build_book_renders_when_every_notebook_passes(monkeypatch, tmp_path):
     (tmp_path / "book").mkdir()
     assert mod.main(["--profile", "quick"]) == 0
     assert len(rendered) == 1 and "01_ok" in (tmp_path / "book" / "_toc.yml").read_text()
+    import nbformat
+    page = nbformat.read(tmp_path / "book" / "notebooks" / "01_ok.ipynb", as_version=4)
+    code = [c for c in page.cells if c.cell_type == "code"]
+    assert code and all("hide-input" in c.metadata.get("tags", []) for c in code)  # code hidden by default
 
 
 def test_build_book_help_explains_every_option():
