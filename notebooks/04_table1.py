@@ -105,7 +105,7 @@ print("grids:", TUNING_GRIDS)
 # %% [markdown]
 # ## Our Table 1
 #
-# Recall@K and NDCG@K, mean ± sd over seeds (sd 0 for deterministic models or a single seed).
+# Recall@K and NDCG@K, mean ± sd over seeds; a deterministic model (one run) shows its value alone.
 
 # %%
 for name in params["datasets"]:
