@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dqrec import augment, experiment, train
-from dqrec.evaluate import evaluate, validation_criterion
+from dqrec.evaluate import evaluate
 from dqrec.model import DQRec, DualTower
 from dqrec.registry import Recommender, make_model, model_names
 from tests.test_augment_model import planted_split
