@@ -114,7 +114,7 @@ def main():
         out_csv.with_suffix(".json").write_text(json.dumps(dict(
             git_sha=git_sha(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), dataset=split.name, split=split.kind,
             command="python scripts/recbole_compare.py " + " ".join(sys.argv[1:]), machine=machine_info(), pairs=PAIRS,
-            recbole_config={theirs: meta["config"] for theirs, meta in configs.items()},
+            recbole_config=configs,
             ours_params="paper profile (results/runs, the run keys of Table 1)",
             wall_seconds=round(time.perf_counter() - started, 1)), indent=1, default=str) + "\n")
 
