@@ -59,8 +59,14 @@ def sample_scores(model, dataset, test_users: np.ndarray, n_items: int) -> np.nd
     with torch.no_grad():
         rows = []
         for start in range(0, len(uid), 512):
-            inter = Interaction({dataset.uid_field: torch.as_tensor(uid[start:start + 512])})
-            rows.append(model.full_sort_predict(inter).reshape(-1, dataset.item_num)[:, iid].numpy())
+            users = torch.as_tensor(uid[start:start + 512])
+            try:
+                full = model.full_sort_predict(Interaction({dataset.uid_field: users}))
+            except NotImplementedError:  # NeuMF scores (user, item) pairs only
+                pairs = Interaction({dataset.uid_field: users.repeat_interleave(dataset.item_num),
+                                     dataset.iid_field: torch.arange(dataset.item_num).repeat(len(users))})
+                full = model.predict(pairs)
+            rows.append(full.reshape(-1, dataset.item_num)[:, iid].numpy())
     by_user = np.concatenate(rows).astype(np.float32)
     return by_user[np.searchsorted(np.unique(test_users), test_users)]
 
