@@ -54,11 +54,14 @@ def export_atomic(split, folder: Path) -> Path:
     name = f"{split.name}-{split.kind}"
     out = folder / name
     out.mkdir(parents=True, exist_ok=True)
-    for part in ("train", "valid", "test"):
-        df = split.part(part)
-        pd.DataFrame({"user_id:token": df.user.to_numpy(), "item_id:token": df.item.to_numpy(),
-                      "timestamp:float": df.timestamp.to_numpy()}).to_csv(out / f"{name}.{part}.inter", sep="\t",
-                                                                          index=False)
+    for part in ("train", "valid", "test"):  # written to a temporary and renamed: a reader never sees half a file
+        df, path = split.part(part), out / f"{name}.{part}.inter"
+        text = pd.DataFrame({"user_id:token": df.user.to_numpy(), "item_id:token": df.item.to_numpy(),
+                             "timestamp:float": df.timestamp.to_numpy()}).to_csv(sep="\t", index=False)
+        if not path.exists() or path.read_text() != text:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
     np.save(out / "test_users.npy", split.test.user.to_numpy(np.int64))
     np.save(out / "n_items.npy", np.int64(split.n_items))
     return out
@@ -128,6 +131,9 @@ def main():
             meta = json.loads(Path(f"{out}.json").read_text()) if done else run_worker(folder, theirs, seed, out,
                                                                                          max_epochs=args.recbole_max_epochs)
             configs[theirs] = {k: v for k, v in meta["config"].items() if k != "seed"}
+            sizes = {p: len(split.part(p)) for p in ("train", "valid", "test")}
+            if meta.get("interactions", sizes) != sizes:
+                raise RuntimeError(f"RecBole read {meta['interactions']} interactions, the split has {sizes}")
             res = evaluate(MatrixScorer(np.load(f"{out}.npy"), split.test), split.test, known, split.n_items,
                            ks=(10,), seed=seed, progress=False)
             rows.append(dict(side="RecBole 1.2.1", model=ours, implementation=theirs, seed=seed, **metrics_at_10(res),
