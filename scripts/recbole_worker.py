@@ -112,7 +112,7 @@ def main():
     best_valid, _ = trainer.fit(train_data, valid_data if not args.bench_epochs else None, saved=not args.bench_epochs,
                                 show_progress=False)
     result = dict(model=args.model, seed=args.seed, epochs_run=len(seconds["train"]),
-                  interactions={part: len(d.dataset.inter_feat) for part, d in
+                  interactions={part: len(d._dataset.inter_feat) for part, d in
                                 (("train", train_data), ("valid", valid_data), ("test", test_data))},
                   train_epoch_seconds=[round(s, 3) for s in seconds["train"]],
                   valid_epoch_seconds=[round(s, 3) for s in seconds["valid"]], fit_seconds=round(time.perf_counter() - start, 2),
