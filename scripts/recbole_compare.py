@@ -42,7 +42,7 @@ from bench_baselines import bench_model, machine_info, update_bench  # noqa: E40
 
 from dqrec import data  # noqa: E402
 from dqrec.evaluate import evaluate  # noqa: E402
-from dqrec.experiment import git_sha, profile_params, results_dir, run_models  # noqa: E402
+from dqrec.experiment import git_sha, profile_params, read_cached_run, results_dir, run_key, run_models  # noqa: E402
 
 PAIRS = {"NCF": "NeuMF", "NGCF": "NGCF", "LightGCN": "LightGCN"}  # ours -> RecBole's
 RECBOLE_PYTHON = os.environ.get("RECBOLE_PYTHON", "/work/venvs/recbole/bin/python")
@@ -101,6 +101,8 @@ def main():
     ap.add_argument("--bench-epochs", type=int, default=3, help="epochs timed per side (0: skip timing)")
     ap.add_argument("--recbole-max-epochs", type=int, default=200, help="RecBole's epoch cap (ours: the profile's)")
     ap.add_argument("--skip-ours", action="store_true", help="RecBole's side only (ours from the cache later)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="use only finished RecBole outputs and cached runs of ours; compute nothing missing")
     args = ap.parse_args()
 
     started = time.perf_counter()
@@ -128,6 +130,8 @@ def main():
             out = work / "out" / f"{folder.name}_{theirs}_s{seed}"
             out.parent.mkdir(parents=True, exist_ok=True)
             done = Path(f"{out}.json").exists() and Path(f"{out}.npy").exists()
+            if args.cached_only and not done:
+                continue
             meta = json.loads(Path(f"{out}.json").read_text()) if done else run_worker(folder, theirs, seed, out,
                                                                                          max_epochs=args.recbole_max_epochs)
             configs[theirs] = {k: v for k, v in meta["config"].items() if k != "seed"}
@@ -143,6 +147,9 @@ def main():
             save()
     for ours in [] if args.skip_ours else args.models:  # ours: the Table 1 runs (cached, or computed into the cache)
         for seed in args.seeds:
+            if args.cached_only and read_cached_run(results_dir("paper") / "runs" / run_key(split, ours, seed, params),
+                                                    len(split.test)) is None:
+                continue
             res = run_models(split, [ours], [seed], params, progress=False, cache=results_dir("paper") / "runs")
             rows.append(dict(side="dqrec", model=ours, implementation=ours, seed=seed, **metrics_at_10(res),
                              epochs_run=int(res.epochs_run.iloc[0]), best_epoch=int(res.best_epoch.iloc[0]),
