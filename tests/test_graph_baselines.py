@@ -238,3 +238,20 @@ def test_simrec_one_step_loss_by_hand(tiny):
                                   + np.mean(wi_ * lp(fi[items], fi)))
     want["l2"] = 0.01 * ((eu ** 2).sum() + (ei ** 2).sum())
     assert {k: float(v) for k, v in terms.items()} == pytest.approx(want, rel=1e-5)
+
+
+def test_ngcf_propagation_by_hand(tiny):
+    """Eq. 7 with the symmetric Laplacian, layer outputs L2-normalised and concatenated (Eq. 9)."""
+    model = init_on(NGCF(dim=4, progress=False, device="cpu"), tiny)
+    net = model.net_
+    ego = torch.cat([net.user, net.item]).detach().numpy().astype(np.float64)
+    out = [ego]
+    for w1, w2 in zip(net.w1, net.w2):
+        (a, b), (c, d) = ((lin.weight.detach().numpy().astype(np.float64), lin.bias.detach().numpy()) for lin in (w1, w2))
+        side = tiny.a_hat @ ego
+        h = (side + ego) @ a.T + b + (side * ego) @ c.T + d
+        ego = np.where(h > 0, h, 0.2 * h)
+        out.append(ego / np.linalg.norm(ego, axis=1, keepdims=True))
+    e = np.hstack(out)
+    np.testing.assert_allclose(model.user_emb_.numpy(), e[:3], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.item_emb_.numpy(), e[3:], rtol=1e-4, atol=1e-6)
