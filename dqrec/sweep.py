@@ -271,22 +271,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def start_ray(workers: int = 0, address: str | None = None, cpus_per_run: int = 1) -> bool:
+    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), shipping this package to it, or
+    start a local instance with ``workers`` x ``cpus_per_run`` CPUs whose workers import this checkout's
+    dqrec; nothing if Ray is already initialised. True if it started or connected."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"DQREC_GIT_SHA": experiment.git_sha()}
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, runtime_env={"py_modules": [str(experiment.ROOT / "dqrec")], "env_vars": env},
+                 log_to_driver=False)
+    else:
+        path = os.pathsep.join(p for p in (str(experiment.ROOT), os.environ.get("PYTHONPATH")) if p)
+        ray.init(num_cpus=max(1, workers) * cpus_per_run, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": dict(env, PYTHONPATH=path)})
+    return True
+
+
 def _execute_ray(todo, params, split_of, land, workers, address, gpus_per_run, cpus_per_run) -> list:
     """Send every (run, path) of ``todo`` to Ray as a task; ``land`` each result in the driver as it
     arrives (the driver alone writes the cache). Each prepared split is put in the object store once,
     so a node fetches it once whatever the number of its tasks. Returns the failed (run, error)s."""
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        env = {"DQREC_GIT_SHA": experiment.git_sha()}
-        if address or os.environ.get("RAY_ADDRESS"):  # a cluster: ship this package with the tasks
-            ray.init(address=address, runtime_env={"py_modules": [str(experiment.ROOT / "dqrec")], "env_vars": env},
-                     log_to_driver=False)
-        else:  # local workers import this checkout's dqrec, whatever the current folder
-            path = os.pathsep.join(p for p in (str(experiment.ROOT), os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=max(1, workers) * cpus_per_run, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": dict(env, PYTHONPATH=path)})
+    started = start_ray(workers, address, cpus_per_run)
     task = ray.remote(_compute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
     refs, data, failed = {}, {}, []
     try:

@@ -46,7 +46,17 @@ def test_enumerators_follow_the_profile():
         sweep.table1(p, models=["NCF"])
 
 
-def test_ray_sweep_gives_exactly_the_serial_results(tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 workers for the tests of this file (started as a sweep starts it)."""
+    import ray
+
+    assert sweep.start_ray(workers=2)
+    yield
+    ray.shutdown()
+
+
+def test_ray_sweep_gives_exactly_the_serial_results(tmp_path, local_ray):
     """Two local Ray workers and this process compute the same runs, bit for bit, and each run equals
     its model fitted directly with its own seed (a task given the wrong seed or parameters fails)."""
     split, params = planted_split(), experiment.profile_params("test", progress=False)
@@ -70,7 +80,7 @@ def test_ray_sweep_gives_exactly_the_serial_results(tmp_path):
         assert again.computed == [] and again.results.value.tolist() == serial.results.value.tolist()
 
 
-def test_a_failing_ray_task_leaves_the_others_cached(tmp_path):
+def test_a_failing_ray_task_leaves_the_others_cached(tmp_path, local_ray):
     split, params = planted_split(), experiment.profile_params("test", progress=False)
     given = {("planted", "temporal"): split}
     bad = sweep.Run("planted", "temporal", "MF-BPR", 1, (("device", "cuda"),))  # a Ray task without a GPU sees none
