@@ -214,8 +214,8 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
     if skipped:
         log(f"{len(skipped)} of {len(runs)} runs are not in {cache} and were skipped (missing='skip'): "
             + "; ".join(str(r) for r, _ in skipped))
-    bar = tqdm(total=len(found) + len(todo) + len(skipped), initial=len(found), desc="runs", disable=not progress,
-               unit="run", dynamic_ncols=True)
+    bar = tqdm(total=len(found) + len(todo) + len(skipped), initial=len(found), desc="runs", unit="run",
+               disable=not (progress and todo), dynamic_ncols=True)
     say = (lambda line: bar.write(line)) if progress else log
 
     def land(run, path, result):
