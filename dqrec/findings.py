@@ -226,7 +226,7 @@ def claims_augmentation(results: Path) -> list[Claim]:
         share = max(f for _, _, f in new.values())
         verdict = "not reproduced" if share < 0.1 else "reproduced" if share > 0.5 else "partly reproduced"
         out.append(Claim("Section 4.3.2", claim, ours, verdict,
-                         "the latent neighbours are almost all explicit ones already, so Q^all is nearly Q: this is "
+                         "the latent neighbours are almost all explicit ones already, so $Q^{all}$ is nearly $Q$: this is "
                          "what Table 3's w/o Lat. ablation removes" if share < 0.1 else
                          "a share of the latent neighbours is new", ev))
     claim = "Neighbours found from quantised representations are similar users (items): homogeneous linkages."
@@ -388,7 +388,7 @@ def claims_sensitivity(results: Path, protocol: str = "in_batch", metric: str = 
         rows = rows.sort_values("value")
         best = rows.best_value.iloc[0]
         ends = [rows.iloc[0], rows.iloc[-1]]
-        beyond = [not e.inside_noise and e.diff < 0 for e in ends]
+        beyond = [not e.inside_noise and e["diff"] < 0 for e in ends]
         flat = rows.inside_noise.all()
         interior = best not in (ends[0].value, ends[1].value)
         verdict = ("not reproduced" if flat or not interior else "reproduced" if all(beyond)
@@ -467,3 +467,194 @@ def claims_case_study(results: Path, min_pairs: int = MIN_PAIRS) -> list[Claim]:
            "taste apart from them")
     out.append(Claim("Section 6.5", claims[1], ours, verdict, why, ev))
     return out
+
+
+def case_study_discussion(results: Path, min_pairs: int = MIN_PAIRS) -> str:
+    """A paragraph on what the all-pairs summary says about Fig. 4, its numbers from results/case_study_pairs.csv."""
+    cs = _read(results, "case_study_pairs")
+    if cs is None or "pairs_no_common_item" not in cs:
+        return "The pair summary has not been computed."
+    shared = cs[cs.shared_codes > 0]
+    full = cs.iloc[-1]
+    negative = shared[shared.genre_cosine_no_common_item < 0]
+    few = cs[cs.pairs_no_common_item < min_pairs]
+    text = (f"Over all {int(cs.pairs.sum()):,} pairs of stored users, sharing codes goes with both more similar "
+            f"tastes (taste cosine {cs.genre_cosine.iloc[0]:+.3f} with no shared code, {full.genre_cosine:+.3f} with "
+            f"all {int(full.shared_codes)}) and more shared items (history Jaccard {cs.history_jaccard.iloc[0]:.3f} "
+            f"to {full.history_jaccard:.3f}). The pairs that the paper's example stands for, users with no item in "
+            f"common, are the exception: among pairs sharing at least one code, their taste cosine is below 0 at "
+            f"{len(negative)} of {len(shared)} levels ("
+            + ", ".join(f"{r.genre_cosine_no_common_item:+.3f} at {int(r.shared_codes)} (n={int(r.pairs_no_common_item):,})"
+                        for r in shared.itertuples())
+            + "), i.e. they are *less* alike than the average pair. Shared codes track shared items, and the "
+            "similarity of taste they carry does not survive once common items are taken away, which undercuts the "
+            "paper's reading of Fig. 4.")
+    judged = cs[cs.pairs_no_common_item >= min_pairs]
+    if len(judged) > 1:
+        a, b = judged.iloc[0], judged.iloc[-1]
+        text += (f" Within those pairs the cosine does move with the codes, from {a.genre_cosine_no_common_item:+.3f} "
+                 f"at {int(a.shared_codes)} to {b.genre_cosine_no_common_item:+.3f} at {int(b.shared_codes)} shared "
+                 f"codes (the levels with at least {min_pairs} pairs), "
+                 + ("but it stays below the average pair's 0." if b.genre_cosine_no_common_item < 0 else
+                    "and ends above the average pair's 0."))
+    if len(few):
+        text += (" In the plot, " + ", ".join(f"the {int(r.shared_codes)}-code level rests on {int(r.pairs_no_common_item):,} such "
+                                 f"pair{'s' if r.pairs_no_common_item != 1 else ''}" for r in few.itertuples())
+                 + f" (fewer than {min_pairs}: shown hollow, not judged).")
+    return text + (" The paper's Fig. 4 shows a single hand-picked pair, which can neither support nor refute a "
+                   "statement about pairs in general; the pair shown at the top of this page was chosen by a stated "
+                   "rule for the same reason.")
+
+
+def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: str = "in_batch",
+                          metric: str = "Recall", k: int = 5):
+    """Table 3 in the paper's layout, ours beside the paper's: variants x data sets, each cell the value
+    and its change against full DQRec ('mean ± sd' where there are seeds); the paper's MovieLens next to
+    our ML-1M. Our changes inside the noise are grey. Returns a pandas Styler."""
+    from .experiment import ABLATIONS, PAPER_DATASETS, paper_table
+
+    variants = list(ABLATIONS) + ["DQRec"]
+    sel = results[(results.protocol == protocol) & (results.metric == metric) & (results.k == k)]
+    d = diffs[(diffs.protocol == protocol) & (diffs.metric == f"{metric}@{k}") & (diffs.b == "DQRec")]
+    paper = paper_table("table3_ablation")
+    paper = paper[paper.metric == f"{metric}@{k}"].pivot(index="variant", columns="dataset", values="value")
+    cols, grey = {}, {}
+    ours_cells = list(sel.groupby(["dataset", "split"], sort=False))
+    for p_name in paper.columns:  # the paper's data sets, each followed by our runs of the same data
+        col = paper[p_name]
+        cols[f"{p_name} (paper)"] = [f"{col[v]:.4f}" + ("" if v == "DQRec" else f" ({_pct(col[v] / col['DQRec'] - 1)})")
+                                     for v in variants]
+        for (name, kind), g in ours_cells:
+            if PAPER_DATASETS.get(p_name) != name:
+                continue
+            cols.update(_ours_column(g, d, name, kind, variants, grey))
+    for (name, kind), g in ours_cells:  # our data sets the paper does not have
+        if name not in PAPER_DATASETS.values():
+            cols.update(_ours_column(g, d, name, kind, variants, grey))
+    table = pd.DataFrame(cols, index=variants).rename_axis(f"{metric}@{k}")
+    style = pd.DataFrame("", index=table.index, columns=table.columns)
+    for (v, c) in grey:
+        style.loc[v, c] = "color: #888888"
+    return table.style.apply(lambda _: style, axis=None).set_caption(
+        f"{metric}@{k}, {protocol.replace('_', '-')} protocol; grey: our change is inside the noise")
+
+
+def _ours_column(g: pd.DataFrame, d: pd.DataFrame, name: str, kind: str, variants, grey: dict) -> dict:
+    by = g.groupby("model").value
+    mean, sd, n = by.mean(), by.std(), by.size()
+    label = f"{name}, {kind} (ours, {int(n.max())} seed{'s' if n.max() > 1 else ''})"
+    cells = []
+    for v in variants:
+        model = "DQRec" if v == "DQRec" else f"DQRec {v}"
+        if model not in mean:
+            cells.append("–")
+            continue
+        text = f"{mean[model]:.4f}" + (f" ± {sd[model]:.4f}" if n[model] > 1 else "")
+        row = d[(d.dataset == name) & (d.split == kind) & (d.a == model)]
+        if len(row):
+            text += f" ({_pct(row.relative.iloc[0])})"
+            if row.inside_noise.iloc[0]:
+                grey[(v, label)] = True
+        cells.append(text)
+    return {label: cells}
+
+
+def ablation_discussion(results: Path, protocol: str = "in_batch", metric: str = "Recall@5") -> str:
+    """Sentences on Table 3 beyond the per-row verdicts: variants beating full DQRec, w/o Lat. against
+    the share of latent neighbours that are explicit ones (chapter 03), and the seed spread."""
+    diffs = _read(results, "table3_differences")
+    if diffs is None:
+        return "The differences have not been computed."
+    d = diffs[(diffs.b == "DQRec") & (diffs.protocol == protocol) & (diffs.metric == metric)]
+    better = d[(~d.inside_noise.astype(bool)) & (d["diff"] > 0)]
+    worse = d[(~d.inside_noise.astype(bool)) & (d["diff"] < 0)]
+    text = [f"Of our {len(d)} (variant, data set) cells, {len(worse)} are worse than full DQRec beyond the noise, "
+            f"{len(better)} better beyond it and {len(d) - len(worse) - len(better)} inside it ({metric}, "
+            f"{protocol.replace('_', '-')} protocol)."]
+    if len(better):
+        text.append("Variants that beat full DQRec: " + "; ".join(
+            f"{r.a.removeprefix('DQRec ')} on {r.dataset} ({_pct(r.relative)}, {_interval_text(r)})"
+            for r in better.itertuples()) + ". Switching a part off and doing better means that part, as we "
+            "implement and train it, does not help on that data; the paper reports no such case.")
+    lat = d[d.a == "DQRec w/o Lat."]
+    nb = _read(results, "augmentation_neighbours")
+    if len(lat) and nb is not None:
+        text.append("Removing the latent neighbours changes " + ", ".join(
+            f"{r.dataset} by {_pct(r.relative)} ({'inside' if r.inside_noise else 'beyond'} the noise)"
+            for r in lat.itertuples()) + ": as the augmentation chapter measured, "
+            + " and ".join(f"{100 * r.latent_already_explicit:.1f}% of the {r.side}s' latent neighbours"
+                           for _, r in nb.iterrows())
+            + " are already explicit neighbours, so w/o Lat. removes almost nothing from $Q^{all}$.")
+    seeds = int(d.seeds_a.max()) if len(d) else 0
+    one = d[d.seeds_a < 2].dataset.unique()
+    if len(one):
+        multi = d[d.seeds_a > 1]
+        wider = ((multi.seed_ci_hi - multi.seed_ci_lo) > (multi.ci_hi - multi.ci_lo)).mean() if len(multi) else None
+        text.append(f"On {', '.join(one)} each variant ran with one seed: its interval covers only the choice of "
+                    "test samples, not training noise" + ("" if wider is None else
+                    f" (where there are seeds, the seed interval is the wider of the two in {100 * wider:.0f}% of "
+                    "the cells)") + ", so a change there is weaker evidence than its interval alone suggests.")
+    elif seeds > 1:
+        text.append(f"Every cell rests on {seeds} seeds.")
+    return " ".join(text)
+
+
+def sensitivity_discussion(results: Path, metric: str = "Recall@10") -> str:
+    """Sentences on Fig. 3 beyond the per-panel verdicts: the data set against the paper's, the best value
+    of each parameter under both protocols, and the paper's setting against the best."""
+    from .experiment import PAPER_DATASETS, PAPER_HPARAMS
+
+    diffs = _read(results, "sensitivity_differences")
+    meta = Path(results) / "sensitivity.json"
+    if diffs is None or not meta.exists():
+        return "The sweep's differences have not been computed."
+    dataset = json.loads(meta.read_text())["params"].get("sensitivity_dataset", "?")
+    text = []
+    if dataset != PAPER_DATASETS["MovieLens"]:
+        text.append(f"Our sweep runs on {dataset}, not on the paper's MovieLens ({PAPER_DATASETS['MovieLens']}): "
+                    "the shapes may differ with the data's size, so a disagreement here is weaker evidence than one "
+                    "on the same data.")
+    for name in diffs.parameter.unique():
+        sym = SYMBOLS[name]
+        parts = []
+        for protocol in ("in_batch", "full"):
+            d = diffs[(diffs.parameter == name) & (diffs.protocol == protocol) & (diffs.metric == metric)]
+            if d.empty:
+                continue
+            best = d.loc[d.mean_a.idxmax()]
+            parts.append(f"{protocol.replace('_', '-')} best {sym}={int(best.value)}")
+        d = diffs[(diffs.parameter == name) & (diffs.protocol == "in_batch") & (diffs.metric == metric)]
+        default = d[d.value == PAPER_HPARAMS[name]]
+        line = f"${sym}$: " + ", ".join(parts)
+        if len(default):
+            r = default.iloc[0]
+            line += (f"; the paper's {sym}={PAPER_HPARAMS[name]} is the best" if r.value == r.best_value else
+                     f"; the paper's {sym}={PAPER_HPARAMS[name]} is {_pct(r.relative)} from the best in-batch, "
+                     f"{'inside' if r.inside_noise else 'beyond'} the noise")
+        text.append(line + ".")
+    return " ".join(text)
+
+
+QUANTIZER_METRICS = {"rel_recon_error": "relative reconstruction error", "collision_rate": "collision rate",
+                     "nmi_excess": "mean NMI between layers above chance"}
+
+
+def quantizer_ranking(comparison: pd.DataFrame) -> str:
+    """Sentences ranking the quantisers of results/dqvae_comparison.csv on reconstruction, collisions and
+    layer dependence (lower is better on all three), and naming those ahead of DQ-VAE on every one."""
+    c = comparison.assign(nmi_excess=comparison.mean_nmi - comparison.mean_nmi_chance)
+    text, any_ahead = [], False
+    for side, g in c.groupby("side", sort=False):
+        g = g.set_index("quantizer")
+        ranks = "; ".join(f"{label}: " + " < ".join(f"{q} {v:.3f}" for q, v in g[m].dropna().sort_values().items())
+                          for m, label in QUANTIZER_METRICS.items())
+        ahead = [q for q in g.index if q != "DQ-VAE" and all(g.loc[q, m] < g.loc["DQ-VAE", m] for m in QUANTIZER_METRICS)]
+        behind = [q for q in g.index if q != "DQ-VAE" and all(g.loc[q, m] > g.loc["DQ-VAE", m] for m in QUANTIZER_METRICS)]
+        any_ahead |= bool(ahead)
+        text.append(f"**{side}s** ({ranks}): ahead of DQ-VAE on all three: {', '.join(ahead) or 'none'}; behind it on "
+                    f"all three: {', '.join(behind) or 'none'}.")
+    verdict = (" The quantisers do not trade reconstruction against decoupling here: one that is ahead of DQ-VAE "
+               "on all three is simply better at this budget on these representations." if any_ahead else
+               " No quantiser is ahead of DQ-VAE on all three measures.")
+    return ("Lower is better on each of the three measures. " + " ".join(text) + verdict
+            + " One fit per quantiser (seed 0): the spread over seeds is not measured.")
