@@ -51,7 +51,7 @@ def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: 
     split; page-wide (8 x 3.2 in) with a colour-blind-safe palette and the legend below the panels."""
     df = summary[(summary.dataset == dataset) & (summary.metric == metric) & (summary.k == k)]
     models, splits = list(dict.fromkeys(df.model)), list(dict.fromkeys(df.split))
-    protocols = list(dict.fromkeys(df.protocol))
+    protocols = sorted(set(df.protocol), key=lambda p: p != "in_batch")  # the paper's protocol first
     colours = dict(zip(splits, sns.color_palette("colorblind", len(splits))))
     fig, axes = plt.subplots(1, len(protocols), figsize=(8, 3.2), squeeze=False)
     width = 0.8 / len(splits)

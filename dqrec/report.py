@@ -110,11 +110,19 @@ def render(text: pd.DataFrame, means: pd.DataFrame | None = None, caption: str =
     table inside its box."""
     mark = row_best(means) if mark is None else mark.reindex(index=text.index, columns=text.columns).fillna(False)
     shown = text.where(~mark.astype(bool), "<b>" + text + "</b>")
-    styler = (shown.style.set_table_attributes('class="dqrec-table"')
-              .set_table_styles([{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}]))
-    if caption:
-        styler = styler.set_caption(html.escape(caption))
-    return styler.to_html()
+    table = (shown.style.set_table_attributes('class="dqrec-table"')
+             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+    return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
+
+
+TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
+
+
+def plain(df: pd.DataFrame, caption: str = "") -> str:
+    """HTML of a results frame for the book: no row numbers, cells on one line, a caption above."""
+    table = (df.style.hide(axis="index").format(precision=4).set_table_attributes('class="dqrec-table"')
+             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+    return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,17 +159,20 @@ def differences_from_ranks(runs: dict, a: str, others, protocol: str = "in_batch
 
 
 def differences_table(diffs: pd.DataFrame) -> pd.DataFrame:
-    """Readable form of :func:`differences`: one row per (split, other model, metric)."""
+    """Readable form of :func:`differences`: one row per (split, other model, metric@k); the verdict
+    reads 'inside the noise' or names the model ahead."""
     if diffs.empty:
         return diffs
     seeds = np.where(diffs.seed_ci_lo.notna(), "[" + diffs.seed_ci_lo.map("{:+.4f}".format) + ", "
                      + diffs.seed_ci_hi.map("{:+.4f}".format) + "]", "one seed")
+    a = diffs.a.iloc[0]
+    verdict = np.where(diffs.inside_noise, "inside the noise", np.where(diffs["diff"] > 0, a, diffs.b) + " ahead")
     out = pd.DataFrame({"split": diffs.split, "versus": diffs.b, "metric": diffs.metric,
-                        "difference": diffs["diff"].map("{:+.4f}".format),
+                        f"{a} − other": diffs["diff"].map("{:+.4f}".format),
                         "relative": (100 * diffs.relative).map("{:+.0f}%".format),
-                        "95% CI over test samples": "[" + diffs.ci_lo.map("{:+.4f}".format) + ", "
+                        "95% CI, test samples": "[" + diffs.ci_lo.map("{:+.4f}".format) + ", "
                         + diffs.ci_hi.map("{:+.4f}".format) + "]",
-                        "95% CI over seeds": seeds, "verdict": diffs.verdict})
+                        "95% CI, seeds": seeds, "verdict": verdict})
     return out.reset_index(drop=True)
 
 
@@ -341,13 +352,25 @@ def claims_frame(claims: list[Claim]) -> pd.DataFrame:
                                                                "evidence"])
 
 
+def chapter_title(stem: str) -> str:
+    """The title (first '# ' heading) of notebooks/<stem>.py, or the stem if there is none."""
+    from .experiment import ROOT
+
+    path = ROOT / "notebooks" / f"{stem}.py"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("# # "):
+                return line[4:].strip()
+    return stem.split("_", 1)[-1].replace("_", " ")
+
+
 def evidence_link(evidence: str, prefix: str = "") -> str:
-    """Markdown link to a chapter: '05_ablations' or '05_ablations#anchor' -> '[05 ablations](05_ablations.ipynb)'."""
+    """Markdown link to a chapter by its title: '05_ablations' or '05_ablations#anchor' ->
+    '[Ablations (Table 3)](05_ablations.ipynb)'."""
     if not evidence:
         return ""
     stem = evidence.split("#")[0]
-    title = stem.split("_", 1)[-1].replace("_", " ")
-    return f"[{title}]({prefix}{stem}.ipynb)"
+    return f"[{_md(chapter_title(stem))}]({prefix}{stem}.ipynb)"
 
 
 def _md(text: str) -> str:
@@ -459,6 +482,54 @@ def _same(ours, paper) -> bool:
         return float(ours) == float(paper)
     except (TypeError, ValueError):
         return str(ours).split(" ")[0].lower() == str(paper).split(" ")[0].lower()
+
+
+# What the paper states about the scope of each experiment (Sections 6.1-6.4), against which the
+# profiles' choices are compared; None: the paper does not say.
+PAPER_SCOPE = {
+    "Table 1 data sets": ["MovieLens", "Books", "Netflix"],
+    "Table 3 data sets": ["MovieLens", "Books", "Netflix"],
+    "Fig. 3 data set": "MovieLens",
+    "seeds per result": None,
+    "epochs / early stopping": None,
+    "user/item sequence length": None,
+    "representation pre-training epochs": None,
+    "split": "8:1:1 (how, not said)",
+}
+
+
+def profile_deviations(profiles: dict) -> pd.DataFrame:
+    """Where each profile departs from the paper's stated scope (:data:`PAPER_SCOPE`) or fills in
+    what it leaves unsaid: one row per (profile, item) with the paper's statement, ours and whether
+    it is a deviation or a choice where the paper is silent."""
+    paper_name = {v: k for k, v in PAPER_DATASET.items()}
+    rows = []
+
+    def add(profile, item, ours):
+        paper = PAPER_SCOPE[item]
+        if paper is None:
+            kind = "paper silent: our choice"
+        else:
+            same = (sorted(paper_name.get(d, d) for d in ours) == sorted(paper) if isinstance(paper, list)
+                    else str(ours) == str(paper))
+            kind = "as paper" if same else "deviation"
+        shown = ", ".join(ours) if isinstance(ours, list) else str(ours)
+        rows.append(dict(profile=profile, item=item, paper="not stated" if paper is None else
+                         (", ".join(paper) if isinstance(paper, list) else str(paper)), ours=shown, kind=kind))
+
+    for prof, p in profiles.items():
+        add(prof, "Table 1 data sets", [paper_name.get(d, d) for d in p["datasets"]])
+        add(prof, "Table 3 data sets", [paper_name.get(d, d) for d in p["ablation_seeds"]])
+        add(prof, "Fig. 3 data set", paper_name.get(p["sensitivity_dataset"], p["sensitivity_dataset"]))
+        add(prof, "seeds per result", f"Table 1: {len(p['seeds'])}; Table 3: "
+            + "; ".join(f"{d} {len(s)}" for d, s in p["ablation_seeds"].items())
+            + f"; Fig. 3: {len(p['sensitivity_seeds'])}")
+        add(prof, "epochs / early stopping", f"at most {p['epochs']} epochs, stop after {p['patience']} without a "
+            "better validation NDCG@10")
+        add(prof, "user/item sequence length", str(p["seq_len"]))
+        add(prof, "representation pre-training epochs", str(p["representation_epochs"]))
+        add(prof, "split", "8:1:1 random and global temporal, both reported")
+    return pd.DataFrame(rows)
 
 
 def profile_scope(profiles: dict) -> pd.DataFrame:

@@ -99,8 +99,10 @@ print(f"{len(results)} rows from {len(runs)} runs; fit + evaluation time of the 
 # are only comparable between runs of the same machine.
 
 # %%
-display(training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
-                                        on=["dataset", "split", "model"]).round(1))
+HTML(report.plain(training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
+                                                 on=["dataset", "split", "model"]).round(1)))
+
+# %%
 print("grids:", TUNING_GRIDS)
 
 # %% [markdown]
@@ -111,8 +113,8 @@ print("grids:", TUNING_GRIDS)
 # the results file this page wrote and the checksums of the data sets it read.
 
 # %%
-display(report.run_provenance(results, results_dir(profile) / "runs"))
-pd.DataFrame([report.table_provenance("table1", results_dir(profile))])
+display(HTML(report.plain(report.run_provenance(results, results_dir(profile) / "runs"), "Runs behind Table 1")))
+HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(profile))]), "The results file"))
 
 # %% [markdown]
 # ## Our Table 1
@@ -174,7 +176,9 @@ for kind in splits:
                                           [m for m in models if m != "DQRec"], params["seeds"]))
 diffs = pd.concat(diff_frames, ignore_index=True)
 shown = report.differences_table(diffs)
-shown[shown.metric.isin(["Recall@5", "NDCG@10"])].sort_values(["split", "metric"], kind="stable").reset_index(drop=True)
+for kind in splits:
+    part = shown[(shown.split == kind) & shown.metric.isin(["Recall@5", "NDCG@10"])].sort_values("metric", kind="stable")
+    display(HTML(report.plain(part.drop(columns="split"), f"DQRec minus each model, {main}, {kind} split, in-batch")))
 
 # %% [markdown]
 # ## Before and after converged training

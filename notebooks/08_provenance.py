@@ -61,6 +61,14 @@ scope = report.profile_scope(PROFILES)
 scope
 
 # %% [markdown]
+# Against what the paper states: each profile's departures ("deviation") and the choices we had to
+# make where the paper says nothing ("paper silent").
+
+# %%
+deviations = report.profile_deviations(PROFILES)
+deviations[deviations.kind != "as paper"].set_index(["profile", "item"])
+
+# %% [markdown]
 # ## Provenance of each results table
 #
 # Every results table is written with a JSON file beside it (`dqrec.experiment.write_table`): the
@@ -91,9 +99,12 @@ for name in run_tables:
 
 # %%
 deviating = {prof: int((hparams[prof] != "as paper").sum()) for prof in PROFILES}
-Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hparams)} stated settings, the "
-         + ", ".join(f"`{prof}` profile deviates in {n}" for prof, n in deviating.items())
-         + " (" + "; ".join(f"{setting}: {value}" for setting, value in zip(hparams.setting, hparams[profile])
-                   if value != "as paper")
-         + f"). Its results tables were written by {written.commit.nunique()} commit(s); "
-         + f"{len(run_tables)} of them are assembled from cached model runs, listed above with their own commits.")
+ours = deviations[deviations.profile == profile]
+Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hparams)} stated hyper-parameters, the "
+         + ", ".join(f"`{prof}` profile changes {n}" for prof, n in deviating.items()) + ". "
+         + f"In scope, the `{profile}` profile deviates from the paper in "
+         + "; ".join(f"{r.item} (paper: {r.paper}; ours: {r.ours})" for r in ours[ours.kind == "deviation"].itertuples())
+         + f", and chooses where the paper is silent: "
+         + "; ".join(f"{r.item}: {r.ours}" for r in ours[ours.kind == "paper silent: our choice"].itertuples())
+         + f". Its results tables were written by {written.commit.nunique()} commit(s); {len(run_tables)} of them "
+         "are assembled from cached model runs, listed above with the commits that computed them.")

@@ -36,6 +36,7 @@ from dqrec.experiment import PROFILES, git_sha, results_dir  # noqa: E402
 
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
+VERDICT = "00_verdict"  # first in the book, executed last
 
 
 class NotebookFailed(RuntimeError):
@@ -185,7 +186,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    # The verdict page collects every chapter's results, so it is executed after them.
+    sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"), key=lambda s: (s.stem == VERDICT, s.name))
     if args.only:
         sources = [s for s in sources if s.stem in args.only]
     out_dir = results_dir(args.profile) / "notebooks"
@@ -213,6 +215,8 @@ def main(argv=None) -> int:
     pages.mkdir(parents=True)
     chapters = []
     for nb in sorted(out_dir.glob("[0-9][0-9]_*.ipynb")):
+        if nb.name.endswith(".input.ipynb"):  # papermill's input copy of a run in progress elsewhere
+            continue
         book_page(nb, pages / nb.name)
         chapters.append(f"notebooks/{nb.stem}")
     write_toc(chapters, args.profile)

@@ -41,7 +41,7 @@ def test_paper_build_has_no_smoke_banner_and_a_generated_verdict(monkeypatch, tm
     assert "Smoke run" not in page.cells[0].source and "profile **paper**" in page.cells[0].source
     verdict = (tmp_path / "book" / "_verdict.md").read_text()
     assert "Smoke run" not in verdict and "1 partly reproduced" in verdict
-    assert "[ablations](notebooks/05_ablations.ipynb)" in verdict
+    assert "(notebooks/05_ablations.ipynb)" in verdict
 
 
 def test_intro_includes_the_generated_verdict():
@@ -103,3 +103,13 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
         problems = report[f"notebooks/{stem}.html"]
         assert any(words in p for p in problems), (stem, problems)
     assert mod.main([str(tmp_path / "html")]) == 1
+
+
+def test_verdict_page_is_executed_after_the_chapters_it_collects(monkeypatch, tmp_path):
+    flag = tmp_path / "chapter-ran"
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {
+        "00_verdict": [f"from pathlib import Path\nassert Path({str(flag)!r}).exists(), 'chapter not run yet'"],
+        "01_ok": [f"from pathlib import Path\nPath({str(flag)!r}).write_text('x')"]})
+    assert mod.main(["--profile", "quick", "--no-build"]) == 0
+    toc_order = [p.stem for p in sorted((tmp_path / "results" / "quick" / "notebooks").glob("[0-9]*.ipynb"))]
+    assert toc_order == ["00_verdict", "01_ok"]  # still first in the book

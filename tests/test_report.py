@@ -29,7 +29,7 @@ def test_table1_block_in_the_papers_layout():
     assert text.loc["Recall@5", "DQRec"] == "0.3000 ± 0.0100"
     assert text.loc["Recall@5", "EASE"] == "0.2000"  # one run: no '± 0.0000'
     html = report.render(text, means, "caption")
-    assert html.count("<b>") == len(report.METRICS)  # one best per row
+    assert html.count("<b>") == len(report.METRICS) + 1  # one best per row, and the caption
     # DQRec holds the row maximum, so every bold cell is a DQRec cell
     mark = report.row_best(means)
     assert mark["DQRec"].all() and not mark["EASE"].any()
@@ -107,7 +107,7 @@ def test_verdict_markdown_counts_and_links():
                                   Claim("Table 1", "Books", "no data", "not testable here", "why", "")])
     md = report.verdict_summary(claims, prefix="notebooks/")
     assert "1 reproduced, 1 not reproduced, 1 not testable here" in md
-    assert "[ablations](notebooks/05_ablations.ipynb)" in md
+    assert "[Ablations (Table 3)](notebooks/05_ablations.ipynb)" in md  # the chapter's title
     assert md.count("\n| ") == 5  # header, rule, 3 claims
     details = report.verdict_details(claims)
     assert details.count("### ") == 3 and "*not reproduced*" in details
@@ -165,3 +165,14 @@ def test_merge_claims_combines_splits():
     [none] = report.merge_claims([c("not reproduced", "a"), c("not reproduced", "b")])
     assert none.verdict == "not reproduced"
     assert len(report.merge_claims([c("reproduced", "a"), Claim("Table 3", "other", "o", "reproduced", "w", "")])) == 2
+
+
+def test_profile_deviations_name_what_differs_from_the_paper():
+    dev = report.profile_deviations(PROFILES).set_index(["profile", "item"])
+    assert dev.loc[("paper", "Table 1 data sets"), "kind"] == "deviation"  # no Books, no Netflix
+    assert "MovieLens" in dev.loc[("paper", "Table 1 data sets"), "ours"]
+    fig3 = dev.loc[("paper", "Fig. 3 data set")]
+    assert fig3.kind == ("as paper" if PROFILES["paper"]["sensitivity_dataset"] == "ml-1m" else "deviation")
+    assert dev.loc[("paper", "epochs / early stopping"), "kind"] == "paper silent: our choice"
+    same = dict(PROFILES["paper"], datasets=["ml-1m", "amazon-books-2023", "netflix"])
+    assert report.profile_deviations({"x": same}).set_index("item").loc["Table 1 data sets", "kind"] == "as paper"
