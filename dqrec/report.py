@@ -253,7 +253,7 @@ def _claims_table1(summary, diffs, paper, dataset, split, available, evidence) -
         verdict = "reproduced" if len(larger) == 3 else "not reproduced" if not larger else "partly reproduced"
         ours = (f"{split.capitalize()} split: DQRec's gain over the best other model, Recall vs NDCG: "
                 + ", ".join(f"@{k} {gain[f'Recall@{k}']:+.1f}% vs {gain[f'NDCG@{k}']:+.1f}%" for k in (5, 10, 20))
-                + f" (paper: " + ", ".join(f"@{k} {paper_gain[f'Recall@{k}']:+.1f}% vs {paper_gain[f'NDCG@{k}']:+.1f}%"
+                + " (paper: " + ", ".join(f"@{k} {paper_gain[f'Recall@{k}']:+.1f}% vs {paper_gain[f'NDCG@{k}']:+.1f}%"
                                            for k in (5, 10, 20)) + ").")
         claims.append(Claim("Table 1", "DQRec's improvement is larger in Recall than in NDCG.", ours, verdict,
                             f"Recall's relative gain exceeds NDCG's at {len(larger)} of 3 cut-offs on {where}; "

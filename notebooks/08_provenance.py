@@ -104,7 +104,7 @@ Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hpara
          + ", ".join(f"`{prof}` profile changes {n}" for prof, n in deviating.items()) + ". "
          + f"In scope, the `{profile}` profile deviates from the paper in "
          + "; ".join(f"{r.item} (paper: {r.paper}; ours: {r.ours})" for r in ours[ours.kind == "deviation"].itertuples())
-         + f", and chooses where the paper is silent: "
+         + ", and chooses where the paper is silent: "
          + "; ".join(f"{r.item}: {r.ours}" for r in ours[ours.kind == "paper silent: our choice"].itertuples())
          + f". Its results tables were written by {written.commit.nunique()} commit(s); {len(run_tables)} of them "
          "are assembled from cached model runs, listed above with the commits that computed them.")

@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from dqrec import report
 from dqrec.experiment import PROFILES, paper_table
