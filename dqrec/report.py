@@ -116,6 +116,13 @@ def render(text: pd.DataFrame, means: pd.DataFrame | None = None, caption: str =
 
 
 TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
+MAX_COLUMNS = 6  # model columns per table: what fits the book's text column at 1280 px
+
+
+def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
+    """``columns`` cut into consecutive groups of at most ``size`` (a wide block becomes several tables)."""
+    columns = list(columns)
+    return [columns[i:i + size] for i in range(0, len(columns), size)] or [[]]
 
 
 def plain(df: pd.DataFrame, caption: str = "") -> str:

@@ -119,7 +119,7 @@ HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(pr
 #
 # Recall@K and NDCG@K in the paper's layout (models as columns), mean ± sd over seeds; a
 # deterministic model (one run) shows its value alone. The best number of each row is in bold.
-# One table per data set, split and protocol.
+# One table per data set, split and protocol (cut into tables of at most six models).
 
 # %%
 for name in params["datasets"]:
@@ -127,7 +127,10 @@ for name in params["datasets"]:
     for kind in splits:
         for protocol in ("in_batch", "full"):
             text, means = report.table1_block(summary, name, kind, protocol, models)
-            display(HTML(report.render(text, means, f"{name}, {kind} split, {protocol} protocol")))
+            mark = report.row_best(means)  # the best of the whole row, also when the block is cut in two
+            for cols in report.column_chunks(text.columns):
+                display(HTML(report.render(text[cols], mark=mark[cols],
+                                           caption=f"{name}, {kind} split, {protocol} protocol")))
     plots.table1_bars(summary, name, "Recall", 10)
     plt.show()
 

@@ -156,7 +156,9 @@ def write_toc(chapters: list[str], profile: str) -> None:
 
 
 def render_book() -> int:
-    """Render book/ with jupyter-book (warnings are errors); its exit status."""
+    """Render book/ afresh with jupyter-book (warnings are errors; no page of an earlier build survives);
+    its exit status."""
+    shutil.rmtree(BOOK / "_build", ignore_errors=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(BOOK), "-W", "-n", "--keep-going"]
     return subprocess.run(cmd).returncode
 

@@ -175,3 +175,9 @@ def test_profile_deviations_name_what_differs_from_the_paper():
     assert dev.loc[("paper", "epochs / early stopping"), "kind"] == "paper silent: our choice"
     same = dict(PROFILES["paper"], datasets=["ml-1m", "amazon-books-2023", "netflix"])
     assert report.profile_deviations({"x": same}).set_index("item").loc["Table 1 data sets", "kind"] == "as paper"
+
+
+def test_column_chunks_cover_every_column_once():
+    cols = [f"m{i}" for i in range(14)]
+    chunks = report.column_chunks(cols, 6)
+    assert [len(c) for c in chunks] == [6, 6, 2] and sum(chunks, []) == cols
