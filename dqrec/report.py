@@ -127,7 +127,9 @@ def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
 
 def plain(df: pd.DataFrame, caption: str = "") -> str:
     """HTML of a results frame for the book: no row numbers, cells on one line, a caption above."""
-    table = (df.style.hide(axis="index").format(precision=4).set_table_attributes('class="dqrec-table"')
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    table = (df.style.hide(axis="index").format("{:.4g}", subset=floats, na_rep="")
+             .set_table_attributes('class="dqrec-table"')
              .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
@@ -166,8 +168,9 @@ def differences_from_ranks(runs: dict, a: str, others, protocol: str = "in_batch
 
 
 def differences_table(diffs: pd.DataFrame) -> pd.DataFrame:
-    """Readable form of :func:`differences`: one row per (split, other model, metric@k); the verdict
-    reads 'inside the noise' or names the model ahead."""
+    """Readable form of :func:`differences`: one row per (split, other model, metric@k) with the 95%
+    intervals over test samples and over seeds; the verdict reads 'inside the noise' or names the
+    model ahead."""
     if diffs.empty:
         return diffs
     seeds = np.where(diffs.seed_ci_lo.notna(), "[" + diffs.seed_ci_lo.map("{:+.4f}".format) + ", "
@@ -175,11 +178,11 @@ def differences_table(diffs: pd.DataFrame) -> pd.DataFrame:
     a = diffs.a.iloc[0]
     verdict = np.where(diffs.inside_noise, "inside the noise", np.where(diffs["diff"] > 0, a, diffs.b) + " ahead")
     out = pd.DataFrame({"split": diffs.split, "versus": diffs.b, "metric": diffs.metric,
-                        f"{a} − other": diffs["diff"].map("{:+.4f}".format),
-                        "relative": (100 * diffs.relative).map("{:+.0f}%".format),
-                        "95% CI, test samples": "[" + diffs.ci_lo.map("{:+.4f}".format) + ", "
+                        "difference": diffs["diff"].map("{:+.4f}".format),
+                        "rel.": (100 * diffs.relative).map("{:+.1f}%".format),
+                        "CI, samples": "[" + diffs.ci_lo.map("{:+.4f}".format) + ", "
                         + diffs.ci_hi.map("{:+.4f}".format) + "]",
-                        "95% CI, seeds": seeds, "verdict": verdict})
+                        "CI, seeds": seeds, "verdict": verdict})
     return out.reset_index(drop=True)
 
 

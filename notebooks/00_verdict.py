@@ -31,7 +31,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from dqrec import report
-from dqrec.experiment import profile_params, results_dir, write_table
+from dqrec.experiment import ROOT, profile_params, results_dir, write_table
 
 params = profile_params(profile)
 root = results_dir(profile)
@@ -41,7 +41,7 @@ extra = ([report.Claim(**row) for row in pd.read_csv(table1).fillna("").to_dict(
                                                "profile", "not testable here", f"{table1} is missing", "04_table1")])
 claims = report.claims_frame(report.collect_claims(root, extra))
 write_table(claims, "verdict", params)
-print(f"{len(claims)} claims from {root}")
+print(f"{len(claims)} claims from {root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}/")
 
 # %% [markdown]
 # ## At a glance

@@ -179,7 +179,7 @@ diffs = pd.concat(diff_frames, ignore_index=True)
 shown = report.differences_table(diffs)
 for kind in splits:
     part = shown[(shown.split == kind) & shown.metric.isin(["Recall@5", "NDCG@10"])].sort_values("metric", kind="stable")
-    display(HTML(report.plain(part.drop(columns="split"), f"DQRec minus each model, {main}, {kind} split, in-batch")))
+    display(HTML(report.plain(part.drop(columns="split"), f"DQRec minus each model, {main}, {kind} split, in-batch (95% intervals)")))
 
 # %% [markdown]
 # ## Before and after converged training

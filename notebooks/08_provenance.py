@@ -29,7 +29,7 @@ profile = os.environ.get("DQREC_PROFILE", "quick")
 
 # %%
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import report
 from dqrec.experiment import PROFILES, paper_table, profile_params, results_dir
@@ -47,7 +47,7 @@ root = results_dir(profile)
 
 # %%
 hparams = report.hyperparameter_deviations(PROFILES, paper_table("hyperparameters"), make_model("DQRec").get_params())
-hparams
+HTML(report.plain(hparams))
 
 # %% [markdown]
 # ## What each profile runs
@@ -66,7 +66,7 @@ scope
 
 # %%
 deviations = report.profile_deviations(PROFILES)
-deviations[deviations.kind != "as paper"].set_index(["profile", "item"])
+HTML(report.plain(deviations[deviations.kind != "as paper"]))
 
 # %% [markdown]
 # ## Provenance of each results table
@@ -77,7 +77,7 @@ deviations[deviations.kind != "as paper"].set_index(["profile", "item"])
 # %%
 tables = sorted(p.stem for p in root.glob("*.json") if p.with_suffix(".csv").exists())
 written = pd.DataFrame([report.table_provenance(name, root) for name in tables])
-written
+HTML(report.plain(written))
 
 # %% [markdown]
 # ## The runs behind each table
@@ -92,7 +92,7 @@ run_tables = [name for name in tables if {"seed", "git_sha", "model"} <= set(pd.
                                                                                         nrows=0).columns)]
 for name in run_tables:
     display(Markdown(f"### {name}"))
-    display(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"))
+    display(HTML(report.plain(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"))))
 
 # %% [markdown]
 # ## What we found
