@@ -46,46 +46,62 @@ def history_at_sample(split: Split) -> plt.Figure:
     return fig
 
 
-def table1_bars(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> plt.Figure:
-    """Mean metric@k per model (error bars: sd over seeds), one panel per (dataset, protocol), hue = split."""
-    df = summary[(summary.metric == metric) & (summary.k == k)]
+def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: int = 10) -> plt.Figure:
+    """One data set's mean metric@k per model (error bars: sd over seeds), a panel per protocol, hue =
+    split; page-wide (8 x 3.2 in) with a colour-blind-safe palette and the legend below the panels."""
+    df = summary[(summary.dataset == dataset) & (summary.metric == metric) & (summary.k == k)]
     models, splits = list(dict.fromkeys(df.model)), list(dict.fromkeys(df.split))
-    grid = sns.catplot(df, x="model", y="mean", hue="split", col="protocol", row="dataset", kind="bar",
-                       order=models, hue_order=splits, height=3.2, aspect=1.6, sharey=False, errorbar=None)
-    for (dataset, protocol), ax in grid.axes_dict.items():
-        for bars, split in zip(ax.containers, splits):
-            part = df[(df.dataset == dataset) & (df.protocol == protocol) & (df.split == split)]
-            part = part.set_index("model").reindex(models)
-            ax.errorbar([b.get_x() + b.get_width() / 2 for b in bars], part["mean"], yerr=part["std"], fmt="none",
-                        c="k", lw=1)
-        ax.tick_params(axis="x", rotation=30)
-    grid.set_axis_labels("", f"{metric}@{k}")
-    return grid.figure
+    protocols = sorted(set(df.protocol), key=lambda p: p != "in_batch")  # the paper's protocol first
+    colours = dict(zip(splits, sns.color_palette("colorblind", len(splits))))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(8, 3.2), squeeze=False)
+    width = 0.8 / len(splits)
+    for ax, protocol in zip(axes[0], protocols):
+        for j, split in enumerate(splits):
+            part = df[(df.protocol == protocol) & (df.split == split)].set_index("model").reindex(models)
+            x = np.arange(len(models)) + (j - (len(splits) - 1) / 2) * width
+            ax.bar(x, part["mean"], width, yerr=part["std"], color=colours[split], label=f"{split} split",
+                   error_kw=dict(lw=1))
+        ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize=8)
+        ax.set(title=f"{protocol} protocol", ylabel=f"{metric}@{k}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(splits), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle(f"{dataset}: {metric}@{k}, mean over seeds (bars: sd)", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
-    """Full-ranking Recall@K' against K', one panel per (dataset, split); dots: in-batch Recall@k
-    placed where it meets the model's own full-ranking curve."""
+    """Full-ranking Recall@n against the cut-off n, a panel per (dataset, split) in a grid (rows:
+    data sets, columns: splits); dots: in-batch Recall@k placed where it meets the model's own
+    full-ranking curve. (n, not K': the paper's K' is the number of latent neighbours.)"""
     from .evaluate import equivalent_full_k
 
-    panels = sorted({(d, s) for d, s, _ in ranks})
+    datasets = list(dict.fromkeys(d for d, _, _ in ranks))
+    splits = list(dict.fromkeys(s for _, s, _ in ranks))
     models = list(dict.fromkeys(m for _, _, m in ranks))
-    colours = dict(zip(models, sns.color_palette("tab10", len(models))))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, sharey=True)
-    ks = np.arange(1, max_k + 1)
-    for ax, (dataset, split) in zip(axes[0], panels):
+    colours = dict(zip(models, sns.color_palette("colorblind", len(models))))
+    fig, axes = plt.subplots(len(datasets), len(splits), figsize=(8, 2.6 * len(datasets) + 0.8), squeeze=False,
+                             sharey=True, sharex=True)
+    ns = np.arange(1, max_k + 1)
+    for (i, dataset), (j, split) in ((a, b) for a in enumerate(datasets) for b in enumerate(splits)):
+        ax = axes[i, j]
         for model in models:
             r = ranks.get((dataset, split, model))
             if r is None:
                 continue
-            ax.plot(ks, [(r["full"] < kk).mean() for kk in ks], color=colours[model], label=model)
+            ax.plot(ns, [(r["full"] < n).mean() for n in ns], color=colours[model], label=model, lw=1.2)
             ax.scatter([min(equivalent_full_k(r, k), max_k)], [(r["in_batch"] < k).mean()], color=colours[model],
-                       zorder=3)
-        ax.set(xlabel="K' (full ranking)", title=f"{dataset}, {split} split")
-    axes[0, 0].set_ylabel("full-ranking Recall@K'")
-    axes[0, -1].legend(fontsize=8)
-    fig.suptitle(f"Dots: each model's in-batch Recall@{k} on its full-ranking curve", y=1.02)
-    fig.tight_layout()
+                       zorder=3, s=14)
+        ax.set_title(f"{dataset}, {split} split", fontsize=9)
+        if i == len(datasets) - 1:
+            ax.set_xlabel("n (full-ranking cut-off)")
+        if j == 0:
+            ax.set_ylabel("Recall@n, full")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 6), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Dots: each model's in-batch Recall@{k} on its own full-ranking curve", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
