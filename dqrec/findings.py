@@ -313,7 +313,7 @@ def claims_ablations(results: Path, protocol: str = "in_batch", metric: str = "R
         why = (f"worse beyond the noise in {states.count('worse')} of {len(states)} of our data sets, better beyond "
                f"it in {states.count('better')}, inside it in {states.count('inside the noise')}; the paper's "
                "Books and Netflix are not available here")
-        out.append(Claim(section, claim, f"{protocol} protocol: " + _cells_text(rows), verdict, why, ev))
+        out.append(Claim(section, claim, f"{protocol.replace('_', '-')} protocol: " + _cells_text(rows), verdict, why, ev))
     claim = "Removing the user feature augmentation hurts more than removing the item one."
     section = "Section 6.3.1"
     pu = paper[paper.variant == "w/o Feat.Aug. User"].set_index("dataset").value
