@@ -520,7 +520,8 @@ def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: 
     sel = results[(results.protocol == protocol) & (results.metric == metric) & (results.k == k)]
     d = diffs[(diffs.protocol == protocol) & (diffs.metric == f"{metric}@{k}") & (diffs.b == "DQRec")]
     paper = paper_table("table3_ablation")
-    paper = paper[paper.metric == f"{metric}@{k}"].pivot(index="variant", columns="dataset", values="value")
+    paper = paper[paper.metric == f"{metric}@{k}"]
+    paper = paper.pivot(index="variant", columns="dataset", values="value")[list(dict.fromkeys(paper.dataset))]
     cols, grey = {}, {}
     ours_cells = list(sel.groupby(["dataset", "split"], sort=False))
     for p_name in paper.columns:  # the paper's data sets, each followed by our runs of the same data
@@ -534,7 +535,7 @@ def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: 
     for (name, kind), g in ours_cells:  # our data sets the paper does not have
         if name not in PAPER_DATASETS.values():
             cols.update(_ours_column(g, d, name, kind, variants, grey))
-    table = pd.DataFrame(cols, index=variants).rename_axis(f"{metric}@{k}")
+    table = pd.DataFrame(cols, index=variants)
     style = pd.DataFrame("", index=table.index, columns=table.columns)
     for (v, c) in grey:
         style.loc[v, c] = "color: #888888"
