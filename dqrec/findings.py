@@ -398,7 +398,7 @@ def claims_sensitivity(results: Path, protocol: str = "in_batch", metric: str = 
                    else "partly reproduced" if any(beyond) else "not reproduced")
         default = PAPER_HPARAMS[name]
         at_default = rows[rows.value == default]
-        ours = (f"{metric} ({protocol}) on {dataset}: " + ", ".join(
+        ours = (f"{metric} ({protocol.replace('_', '-')}) on {dataset}: " + ", ".join(
             f"{sym}={int(r.value)} {r.mean_a:.4f}" + ("" if r.value == best else f" ({_pct(r.relative)}"
                                                        f"{', inside the noise' if r.inside_noise else ''})")
             for r in rows.itertuples()) + f"; best {sym}={int(best)}")
