@@ -37,6 +37,11 @@ from dqrec.experiment import PROFILES, git_sha, results_dir  # noqa: E402
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
 VERDICT = "00_verdict"  # first in the book, executed last
+# Run before each notebook's own cells, and not shown (tag remove-cell): tables print every character of
+# a cell (an error message, a path), never pandas' "..." after 50.
+SETUP_TAG = "book-setup"
+SETUP_CELL = 'import pandas as pd\n\npd.set_option("display.max_colwidth", None)'
+
 
 
 class NotebookFailed(RuntimeError):
@@ -51,7 +56,8 @@ def source_cell_number(executed: Path | None, cell_index: int) -> int:
         cells = nbformat.read(executed, as_version=4).cells[:cell_index]
     except Exception:  # an unreadable partial notebook: the executed index is the best we have
         return cell_index + 1
-    return cell_index + 1 - sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return cell_index + 1 - sum(bool({"injected-parameters", SETUP_TAG} & set(c.get("metadata", {}).get("tags", [])))
+                                for c in cells)
 
 
 def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> str:
@@ -74,6 +80,7 @@ def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> 
 def execute(source: Path, out_dir: Path, profile: str, parameters: dict) -> Path:
     """Execute ``source`` (a jupytext .py) into ``out_dir``; raise NotebookFailed, leaving no chapter, on failure."""
     nb = jupytext.read(source)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": ["remove-cell", SETUP_TAG]}))
     tmp = out_dir / f"{source.stem}.input.ipynb"
     nbformat.write(nb, tmp)
     out = out_dir / f"{source.stem}.ipynb"

@@ -113,3 +113,15 @@ def test_verdict_page_is_executed_after_the_chapters_it_collects(monkeypatch, tm
     assert mod.main(["--profile", "quick", "--no-build"]) == 0
     toc_order = [p.stem for p in sorted((tmp_path / "results" / "quick" / "notebooks").glob("[0-9]*.ipynb"))]
     assert toc_order == ["00_verdict", "01_ok"]  # still first in the book
+
+
+def test_book_pages_print_long_cells_whole(monkeypatch, tmp_path):
+    long = "x" * 120
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {"01_ok": [f"import pandas as pd\npd.DataFrame({{'why': ['{long}']}})"]})
+    assert mod.main(["--profile", "quick", "--no-build"]) == 0
+    nb = nbformat.read(tmp_path / "results" / "quick" / "notebooks" / "01_ok.ipynb", as_version=4)
+    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "text/html" in o.get("data", {})]
+    assert html and long in html[-1]  # not cut to 'xxx...'
+    setup = [c for c in nb.cells if "book-setup" in c.metadata.get("tags", [])]
+    assert len(setup) == 1 and "remove-cell" in setup[0].metadata.tags  # not shown on the page
