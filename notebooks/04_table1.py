@@ -192,8 +192,8 @@ for kind in splits:
 capped = ROOT / "results" / "table1_capped.csv"
 if profile == "paper" and capped.exists():
     changes = before_after(pd.read_csv(capped), results, ["DQRec", "DualTower", "MF-BPR"])
-    display(changes.pivot_table(index=["dataset", "split", "protocol", "model"], columns=["metric", "k"],
-                                values=["before", "after", "change_%"]).round(4))
+    changes = changes.assign(metric=changes.metric + "@" + changes.k.astype(str)).drop(columns="k")
+    display(HTML(report.plain(changes.rename(columns={"change_%": "change %"}), "Mean over seeds, before and after")))
 else:
     print("the capped runs exist for the paper profile only")
 
@@ -213,8 +213,10 @@ loss = sweep.execute(sweep.loss(params), params, results_dir(profile) / "runs", 
 loss_results = loss.results
 write_table(loss_results, "loss_comparison", params, missing_runs=[str(r) for r in loss.missing])
 loss_summary = summarise(loss_results)
-display(compare_models(loss_summary, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"]))
-display(training_summary(loss_results)[["dataset", "split", "model", "runs", "epochs_mean", "best_epoch_mean"]].round(1))
+display(HTML(report.plain(compare_models(loss_summary, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"])
+                          .reset_index(), "Mean ± sd over seeds, each loss")))
+display(HTML(report.plain(training_summary(loss_results)[["dataset", "split", "model", "runs", "epochs_mean",
+                                                          "best_epoch_mean"]], "How training ended, each loss")))
 Markdown(pair_findings(loss_summary, [("DQRec", "DQRec raw-BPR"), ("DualTower", "DualTower raw-BPR")]))
 
 # %% [markdown]
