@@ -105,8 +105,9 @@ def loss(params: dict, datasets=None, splits=None, models=None, seeds=None) -> l
 
 def table3(params: dict, datasets=None, splits=None, models=None, seeds=None) -> list[Run]:
     """Table 3: DQRec and its ablation variants, each dataset of the profile's ``ablation_seeds`` with
-    its seeds, the temporal split unless ``splits`` says otherwise."""
-    by_dataset = {d: {s: ds_seeds for s in splits or ["temporal"]} for d, ds_seeds in params["ablation_seeds"].items()}
+    its seeds, on its ``ablation_splits``."""
+    splits = splits or params.get("ablation_splits", ["temporal"])
+    by_dataset = {d: {s: ds_seeds for s in splits} for d, ds_seeds in params["ablation_seeds"].items()}
     return [r for d, s, cell_seeds in _cells(by_dataset, datasets, splits, seeds, params["seeds"])
             for r in product(params, [d], [s], models or experiment.ABLATION_MODELS, cell_seeds)]
 
@@ -213,8 +214,8 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
     if skipped:
         log(f"{len(skipped)} of {len(runs)} runs are not in {cache} and were skipped (missing='skip'): "
             + "; ".join(str(r) for r, _ in skipped))
-    bar = tqdm(total=len(found) + len(todo) + len(skipped), initial=len(found), desc="runs", disable=not progress,
-               unit="run", dynamic_ncols=True)
+    bar = tqdm(total=len(found) + len(todo) + len(skipped), initial=len(found), desc="runs", unit="run",
+               disable=not (progress and todo), dynamic_ncols=True)
     say = (lambda line: bar.write(line)) if progress else log
 
     def land(run, path, result):

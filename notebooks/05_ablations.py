@@ -43,7 +43,7 @@ import os
 profile = os.environ.get("DQREC_PROFILE", "quick")
 datasets = None  # None: the profile's ablation datasets, each with its seeds
 seeds = None  # None: the profile's ablation seeds of each dataset
-splits = ["temporal"]
+splits = None  # None: the profile's ablation_splits
 k = 5  # the paper's Table 3 reports @5
 workers = 0  # 0: compute missing runs here, one after another; N: on N local Ray workers
 missing = "compute"  # "skip": show the cached runs only and list the missing ones
@@ -62,6 +62,7 @@ from dqrec.findings import (ablation_beside_paper, ablation_differences, ablatio
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
 runs_of = {name: seeds or params["seeds"] for name in datasets} if datasets else params["ablation_seeds"]
+splits = splits or params["ablation_splits"]
 params.update(ablation_seeds=runs_of, splits=splits)
 
 # %%

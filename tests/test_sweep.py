@@ -36,6 +36,7 @@ def test_enumerators_follow_the_profile():
     t3 = sweep.table3(experiment.profile_params("paper"), datasets=["ml-1m"], splits=["temporal", "random"],
                       seeds=[0, 1, 2])
     assert len(t3) == 2 * 3 * len(experiment.ABLATION_MODELS) and {r.seed for r in t3} == {0, 1, 2}
+    assert {r.split for r in sweep.table3(dict(p, ablation_splits=["random"]))} == {"random"}
     f3 = sweep.fig3(p)
     grid = p["sensitivity_grid"]
     assert len(f3) == sum(map(len, grid.values())) and all(r.model == "DQRec" for r in f3)
