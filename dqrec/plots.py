@@ -238,6 +238,7 @@ def sensitivity(results: pd.DataFrame, metric: str = "Recall", k: int = 10, defa
     one panel per parameter (the paper's K, J, L), a line per protocol (mean and sd over seeds); dashed:
     ``defaults`` (the paper's setting). One legend under the panels."""
     df = results[(results.metric == metric) & (results.k == k)]
+    df = df.assign(protocol=df.protocol.map({"in_batch": "in-batch protocol (the paper's)", "full": "full ranking"}))
     names = list(dict.fromkeys(df.parameter))
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.0), squeeze=False)
     for ax, name in zip(axes[0], names):

@@ -149,7 +149,7 @@ plots.history_at_sample(split);
 
 # %%
 lengths = history_lengths(split)
-print("; ".join(f"{part}: {row.empty:.1%} of samples with an empty S_u, {row.full:.1%} with a full one"
+print("; ".join(f"{part}: {row['empty']:.1%} of samples with an empty S_u, {row.full:.1%} with a full one"
                 for part, row in lengths.iterrows()))
 
 # %% [markdown]
@@ -163,8 +163,8 @@ test, train = lengths.loc["test"], lengths.loc["train"]
 no_train = (~split.test.user.isin(split.train.user)).mean()
 Markdown(to_markdown(claims_datasets(results_dir(profile))) + "\n\n" + (
     f"On {split.name}'s {split.kind} split, {test.full:.1%} of the test samples have a full recent sequence "
-    f"($|S_u| = {split.user_seq.shape[1]}$) and {test.empty:.1%} an empty one (training samples: {train.full:.1%} "
-    f"full, {train.empty:.1%} empty). Test users are not short of history: $S_u$ holds the user's own earlier "
-    f"interactions, including those of the validation and test periods, never a later one. What many of them lack "
-    f"is *training* samples: {no_train:.1%} of the test samples belong to a user with no training sample at all, "
+    f"($|S_u| = {split.user_seq.shape[1]}$) and {test['empty']:.1%} an empty one (training samples: {train.full:.1%} "
+    f"full, {train['empty']:.1%} empty). Test users are not short of history: $S_u$ holds the user's own earlier "
+    f"interactions, including those of the validation and test periods, never a later one. What the temporal split "
+    f"does take away is *training* samples: {no_train:.1%} of the test samples belong to a user with no training sample at all, "
     "whom the neighbour store (the augmentation chapter) does not hold."))

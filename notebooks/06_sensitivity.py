@@ -114,8 +114,8 @@ table
 
 # %%
 with timer() as t_diff:
-    split = data.prepare(data.load(dataset), split=split_kind, seq_len=params["seq_len"], seed=0)
-    diffs = sensitivity_differences(split, params, results_dir(profile) / "runs", seeds, grid)
+    diffs = sensitivity_differences(data.prepare(data.load(dataset), split=split_kind, seq_len=params["seq_len"], seed=0),
+                                    params, results_dir(profile) / "runs", seeds, grid)
 write_table(diffs, "sensitivity_differences", params, t_diff())
 diffs.query("protocol == 'in_batch'").assign(
     change=lambda d: (100 * d.relative).map("{:+.1f}%".format),

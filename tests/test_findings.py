@@ -48,9 +48,9 @@ def quantizers(tmp_path, dq_nmi, rq_nmi, balanced=1.0001):
                  dict(side=side, quantizer="RQ", rel_recon_error=0.1, collision_rate=0.01, mean_nmi=rq_nmi,
                       mean_nmi_chance=0.25)]
     pd.DataFrame(rows).to_csv(tmp_path / "dqvae_comparison.csv", index=False)
-    pd.DataFrame([dict(side=s, grouping=g, max_min_ratio=r) for s in ("user", "item")
-                  for g, r in (("balanced", balanced), ("naive", 70.0))]).to_csv(tmp_path / "dqvae_groups.csv",
-                                                                                 index=False)
+    pd.DataFrame([dict(side=s, grouping=g, max_min_ratio=r, objective=o) for s in ("user", "item")
+                  for g, r, o in (("balanced", balanced, 1e-4), ("naive", 70.0, 2.0), ("lower bound", np.nan, 0.0))]
+                 ).to_csv(tmp_path / "dqvae_groups.csv", index=False)
     pd.DataFrame([dict(side=s, off_diagonal_ratio=1e-16, max_diagonal_error=1e-16) for s in ("user", "item")]).to_csv(
         tmp_path / "dqvae_decorrelation.csv", index=False)
     return {c.section: c.verdict for c in findings.claims_dqvae(tmp_path)}
