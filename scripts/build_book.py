@@ -126,7 +126,7 @@ def banner(profile: str, seconds: float) -> str:
     return f"```{{note}}\n{text}\n```"
 
 
-def verdict_include(profile: str, results: Path) -> str:
+def verdict_include(profile: str, results: Path, chapters: list[str]) -> str:
     """Markdown for the landing page (``book/_verdict.md``, included by ``intro.md``): the verdict counts and
     one row per claim, generated from ``<results>/verdict.csv`` (written by notebooks/00_verdict)."""
     from dqrec.report import verdict_summary
@@ -138,8 +138,10 @@ def verdict_include(profile: str, results: Path) -> str:
     import pandas as pd
 
     claims = pd.read_csv(path).fillna("")
-    return head + verdict_summary(claims, prefix="notebooks/") + "\n\nEach claim in detail, with our numbers and " \
-        "the reason for its verdict: [Verdict](notebooks/00_verdict.ipynb).\n"
+    stems = {c.removeprefix("notebooks/") for c in chapters}
+    more = ("\n\nEach claim in detail, with our numbers and the reason for its verdict: "
+            f"[Verdict](notebooks/{VERDICT}.ipynb).\n" if VERDICT in stems else "\n")
+    return head + verdict_summary(claims, prefix="notebooks/", chapters=stems) + more
 
 
 def book_page(source: Path, target: Path) -> None:
@@ -229,7 +231,7 @@ def main(argv=None) -> int:
         book_page(nb, pages / nb.name)
         chapters.append(f"notebooks/{nb.stem}")
     write_toc(chapters, args.profile)
-    (BOOK / "_verdict.md").write_text(verdict_include(args.profile, results_dir(args.profile)))
+    (BOOK / "_verdict.md").write_text(verdict_include(args.profile, results_dir(args.profile), chapters))
     status = render_book()
     if status:
         print(f"jupyter-book build failed (exit status {status}); see its output above", file=sys.stderr)

@@ -41,7 +41,8 @@ def test_paper_build_has_no_smoke_banner_and_a_generated_verdict(monkeypatch, tm
     assert "Smoke run" not in page.cells[0].source and "profile **paper**" in page.cells[0].source
     verdict = (tmp_path / "book" / "_verdict.md").read_text()
     assert "Smoke run" not in verdict and "1 partly reproduced" in verdict
-    assert "(notebooks/05_ablations.ipynb)" in verdict
+    assert "Ablations (Table 3) (not in this build)" in verdict  # no link to a page this build lacks
+    assert "[Verdict](notebooks/00_verdict.ipynb)" in verdict
 
 
 def test_intro_includes_the_generated_verdict():

@@ -183,3 +183,9 @@ def test_column_chunks_cover_every_column_once():
     cols = [f"m{i}" for i in range(14)]
     chunks = report.column_chunks(cols, 6)
     assert [len(c) for c in chunks] == [6, 6, 2] and sum(chunks, []) == cols
+
+
+def test_evidence_links_only_to_chapters_in_the_build():
+    assert report.evidence_link("05_ablations", "notebooks/") == "[Ablations (Table 3)](notebooks/05_ablations.ipynb)"
+    assert report.evidence_link("05_ablations", chapters={"04_table1"}) == "Ablations (Table 3) (not in this build)"
+    assert report.evidence_link("") == ""
