@@ -152,13 +152,16 @@ class _Splits:
 def _compute(split, run: Run, params: dict, threads: int | None = None, sha: str | None = None):
     """One run, in this process or a Ray worker: (rows, ranks, record) of
     :func:`dqrec.experiment.compute_run`, with ``threads`` torch threads and ``sha`` as its commit."""
+    import torch
+
     if sha:
         os.environ.setdefault("DQREC_GIT_SHA", sha)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return experiment.compute_run(split, run.model, run.seed, run.params(params))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return experiment.compute_run(split, run.model, run.seed, run.params(params))
+    finally:
+        torch.set_num_threads(before)
 
 
 def _main_metric(res: pd.DataFrame) -> str:
@@ -168,8 +171,8 @@ def _main_metric(res: pd.DataFrame) -> str:
 
 
 def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, address: str | None = None,
-            gpus_per_run: float = 0, cpus_per_run: int = 1, missing: str = "compute", splits=None,
-            progress: bool = True, log=print) -> Outcome:
+            gpus_per_run: float = 0, cpus_per_run: int = 1, threads: int | None = None, missing: str = "compute",
+            splits=None, progress: bool = True, log=print) -> Outcome:
     """Read, compute and collect ``runs`` (a list of :class:`Run`) under the profile ``params``.
 
     cache: the run cache folder (``results[/<profile>]/runs``); a cached run is read, never recomputed;
@@ -179,6 +182,7 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
     address: an existing Ray cluster (``ray://host:10001``, ``host:6379`` or ``auto``; the
         ``RAY_ADDRESS`` variable does the same); the package is shipped to it with each task.
     gpus_per_run: GPUs each Ray task asks for (the models use the one Ray assigns them).
+    threads: torch threads of serial runs (default: torch's); a Ray task has ``cpus_per_run``.
     missing: "compute" (default) or "skip": leave uncached runs out of the results and list them in
         ``Outcome.missing`` (and in a log line), e.g. to render a notebook from a committed cache.
     splits: {(dataset, split kind): Split} for data not loaded by name.
@@ -234,7 +238,7 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
                                   gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
         else:
             for run, path in todo:  # an error stops the sweep here; the runs before it are cached
-                land(run, path, _compute(split_of(run, params), run, params))
+                land(run, path, _compute(split_of(run, params), run, params, threads))
     finally:
         bar.close()
     if failed:
@@ -377,6 +381,7 @@ def parser():
     ap.add_argument("--workers", type=int, default=None,
                     help="local Ray workers (default: one per CPU core for tables, 0 for `run`); 0: serially, no Ray")
     ap.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (torch threads) of each Ray task (default: 1)")
+    ap.add_argument("--threads", type=int, help="torch threads of serial runs, --workers 0 (default: torch's)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster, e.g. ray://host:10001 (or RAY_ADDRESS)")
     ap.add_argument("--gpus-per-run", type=float, default=0, help="GPUs each Ray task asks for (default: 0)")
     ap.add_argument("--missing", choices=MISSING, default="compute",
@@ -411,7 +416,8 @@ def main(argv=None) -> Outcome | None:
     print(f"commit {experiment.git_sha()}, run code of DQRec {experiment.code_version('DQRec')}, {len(runs)} runs",
           flush=True)  # and the commit recorded is read now
     return execute(runs, params, experiment.results_dir(args.profile) / "runs", workers=workers, address=args.address,
-                   gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, missing=args.missing,
+                   gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, threads=args.threads,
+                   missing=args.missing,
                    log=lambda line: print(line, flush=True))
 
 
