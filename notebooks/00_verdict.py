@@ -40,6 +40,7 @@ extra = ([report.Claim(**row) for row in pd.read_csv(table1).fillna("").to_dict(
          if table1.exists() else [report.Claim("Table 1", "(claims of Table 1)", "chapter 04 has not run under this "
                                                "profile", "not testable here", f"{table1} is missing", "04_table1")])
 claims = report.claims_frame(report.collect_claims(root, extra))
+chapters = {p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb")} | {"00_verdict"}  # linked where built
 write_table(claims, "verdict", params)
 print(f"{len(claims)} claims from {root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}/")
 
@@ -47,7 +48,7 @@ print(f"{len(claims)} claims from {root.relative_to(ROOT) if root.is_relative_to
 # ## At a glance
 
 # %%
-Markdown(report.verdict_summary(claims))
+Markdown(report.verdict_summary(claims, chapters=chapters))
 
 # %% [markdown]
 # ## Claim by claim
@@ -56,4 +57,4 @@ Markdown(report.verdict_summary(claims))
 # chapter gives its confidence interval; "inside the noise" means the interval contains zero.
 
 # %%
-Markdown(report.verdict_details(claims))
+Markdown(report.verdict_details(claims, chapters=chapters))

@@ -192,8 +192,8 @@ for kind in splits:
 capped = ROOT / "results" / "table1_capped.csv"
 if profile == "paper" and capped.exists():
     changes = before_after(pd.read_csv(capped), results, ["DQRec", "DualTower", "MF-BPR"])
-    display(changes.pivot_table(index=["dataset", "split", "protocol", "model"], columns=["metric", "k"],
-                                values=["before", "after", "change_%"]).round(4))
+    changes = changes.assign(metric=changes.metric + "@" + changes.k.astype(str)).drop(columns="k")
+    display(HTML(report.plain(changes.rename(columns={"change_%": "change %"}), "Mean over seeds, before and after")))
 else:
     print("the capped runs exist for the paper profile only")
 
@@ -213,8 +213,10 @@ loss = sweep.execute(sweep.loss(params), params, results_dir(profile) / "runs", 
 loss_results = loss.results
 write_table(loss_results, "loss_comparison", params, missing_runs=[str(r) for r in loss.missing])
 loss_summary = summarise(loss_results)
-display(compare_models(loss_summary, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"]))
-display(training_summary(loss_results)[["dataset", "split", "model", "runs", "epochs_mean", "best_epoch_mean"]].round(1))
+display(HTML(report.plain(compare_models(loss_summary, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"])
+                          .reset_index(), "Mean ± sd over seeds, each loss")))
+display(HTML(report.plain(training_summary(loss_results)[["dataset", "split", "model", "runs", "epochs_mean",
+                                                          "best_epoch_mean"]], "How training ended, each loss")))
 Markdown(pair_findings(loss_summary, [("DQRec", "DQRec raw-BPR"), ("DualTower", "DualTower raw-BPR")]))
 
 # %% [markdown]
@@ -246,9 +248,10 @@ plots.protocol_relation(ranks, k=10)
 plt.show()
 
 # %%
-pd.DataFrame([dict(dataset=d, split=s, model=m, in_batch_recall10=(r["in_batch"] < 10).mean(),
-                   full_recall10=(r["full"] < 10).mean(), equivalent_full_k=equivalent_full_k(r, 10))
-              for (d, s, m), r in ranks.items()]).round(4)
+HTML(report.plain(pd.DataFrame([{"dataset": d, "split": s, "model": m, "in-batch Recall@10": (r["in_batch"] < 10).mean(),
+                                 "full Recall@10": (r["full"] < 10).mean(), "n": equivalent_full_k(r, 10)}
+                                for (d, s, m), r in ranks.items()]),
+                  "In-batch Recall@10 and the full-ranking depth n that reaches it (first seed)"))
 
 # %% [markdown]
 # ## What we found

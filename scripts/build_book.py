@@ -38,6 +38,11 @@ from dqrec.experiment import PROFILES, git_sha, results_dir  # noqa: E402
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
 VERDICT = "00_verdict"  # first in the book, executed last
+# Run before each notebook's own cells, and not shown (tag remove-cell): tables print every character of
+# a cell (an error message, a path), never pandas' "..." after 50.
+SETUP_TAG = "book-setup"
+SETUP_CELL = 'import pandas as pd\n\npd.set_option("display.max_colwidth", None)'
+
 
 
 class NotebookFailed(RuntimeError):
@@ -52,7 +57,8 @@ def source_cell_number(executed: Path | None, cell_index: int) -> int:
         cells = nbformat.read(executed, as_version=4).cells[:cell_index]
     except Exception:  # an unreadable partial notebook: the executed index is the best we have
         return cell_index + 1
-    return cell_index + 1 - sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return cell_index + 1 - sum(bool({"injected-parameters", SETUP_TAG} & set(c.get("metadata", {}).get("tags", [])))
+                                for c in cells)
 
 
 def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> str:
@@ -75,6 +81,7 @@ def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> 
 def execute(source: Path, out_dir: Path, profile: str, parameters: dict) -> Path:
     """Execute ``source`` (a jupytext .py) into ``out_dir``; raise NotebookFailed, leaving no chapter, on failure."""
     nb = jupytext.read(source)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": ["remove-cell", SETUP_TAG]}))
     tmp = out_dir / f"{source.stem}.input.ipynb"
     nbformat.write(nb, tmp)
     out = out_dir / f"{source.stem}.ipynb"
@@ -120,7 +127,7 @@ def banner(profile: str, seconds: float) -> str:
     return f"```{{note}}\n{text}\n```"
 
 
-def verdict_include(profile: str, results: Path) -> str:
+def verdict_include(profile: str, results: Path, chapters: list[str]) -> str:
     """Markdown for the landing page (``book/_verdict.md``, included by ``intro.md``): the verdict counts and
     one row per claim, generated from ``<results>/verdict.csv`` (written by notebooks/00_verdict)."""
     from dqrec.report import verdict_summary
@@ -132,8 +139,10 @@ def verdict_include(profile: str, results: Path) -> str:
     import pandas as pd
 
     claims = pd.read_csv(path).fillna("")
-    return head + verdict_summary(claims, prefix="notebooks/") + "\n\nEach claim in detail, with our numbers and " \
-        "the reason for its verdict: [Verdict](notebooks/00_verdict.ipynb).\n"
+    stems = {c.removeprefix("notebooks/") for c in chapters}
+    more = ("\n\nEach claim in detail, with our numbers and the reason for its verdict: "
+            f"[Verdict](notebooks/{VERDICT}.ipynb).\n" if VERDICT in stems else "\n")
+    return head + verdict_summary(claims, prefix="notebooks/", chapters=stems) + more
 
 
 def book_page(source: Path, target: Path) -> None:
@@ -232,7 +241,7 @@ def main(argv=None) -> int:
         book_page(nb, pages / nb.name)
         chapters.append(f"notebooks/{nb.stem}")
     write_toc(chapters, args.profile)
-    (BOOK / "_verdict.md").write_text(verdict_include(args.profile, results_dir(args.profile)))
+    (BOOK / "_verdict.md").write_text(verdict_include(args.profile, results_dir(args.profile), chapters))
     status = render_book()
     if status:
         print(f"jupyter-book build failed (exit status {status}); see its output above", file=sys.stderr)

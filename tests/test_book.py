@@ -41,7 +41,8 @@ def test_paper_build_has_no_smoke_banner_and_a_generated_verdict(monkeypatch, tm
     assert "Smoke run" not in page.cells[0].source and "profile **paper**" in page.cells[0].source
     verdict = (tmp_path / "book" / "_verdict.md").read_text()
     assert "Smoke run" not in verdict and "1 partly reproduced" in verdict
-    assert "(notebooks/05_ablations.ipynb)" in verdict
+    assert "Ablations (Table 3) (not in this build)" in verdict  # no link to a page this build lacks
+    assert "[Verdict](notebooks/00_verdict.ipynb)" in verdict
 
 
 def test_intro_includes_the_generated_verdict():
@@ -113,3 +114,15 @@ def test_verdict_page_is_executed_after_the_chapters_it_collects(monkeypatch, tm
     assert mod.main(["--profile", "quick", "--no-build"]) == 0
     toc_order = [p.stem for p in sorted((tmp_path / "results" / "quick" / "notebooks").glob("[0-9]*.ipynb"))]
     assert toc_order == ["00_verdict", "01_ok"]  # still first in the book
+
+
+def test_book_pages_print_long_cells_whole(monkeypatch, tmp_path):
+    long = "x" * 120
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {"01_ok": [f"import pandas as pd\npd.DataFrame({{'why': ['{long}']}})"]})
+    assert mod.main(["--profile", "quick", "--no-build"]) == 0
+    nb = nbformat.read(tmp_path / "results" / "quick" / "notebooks" / "01_ok.ipynb", as_version=4)
+    html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "text/html" in o.get("data", {})]
+    assert html and long in html[-1]  # not cut to 'xxx...'
+    setup = [c for c in nb.cells if "book-setup" in c.metadata.get("tags", [])]
+    assert len(setup) == 1 and "remove-cell" in setup[0].metadata.tags  # not shown on the page

@@ -94,6 +94,8 @@ def test_claims_follow_the_numbers():
     assert aug.verdict == "reproduced"
     tie, all_tie = claims_for(gap=0)
     assert [c for c in all_tie if c.claim.startswith("The augmentation")][0].verdict == "not reproduced"
+    recall_gain = [c for c in all_behind if c.claim.startswith("DQRec's improvement is larger in Recall")][0]
+    assert recall_gain.verdict == "not reproduced"  # behind everywhere: no gain to compare, whatever the sizes
     magnitude = [c for c in all_ahead if "reaches Recall@5" in c.claim][0]
     assert magnitude.verdict == "not reproduced"  # ours are far below 0.62
     assert {c.verdict for c in all_ahead} <= set(VERDICTS)
@@ -181,3 +183,9 @@ def test_column_chunks_cover_every_column_once():
     cols = [f"m{i}" for i in range(14)]
     chunks = report.column_chunks(cols, 6)
     assert [len(c) for c in chunks] == [6, 6, 2] and sum(chunks, []) == cols
+
+
+def test_evidence_links_only_to_chapters_in_the_build():
+    assert report.evidence_link("05_ablations", "notebooks/") == "[Ablations (Table 3)](notebooks/05_ablations.ipynb)"
+    assert report.evidence_link("05_ablations", chapters={"04_table1"}) == "Ablations (Table 3) (not in this build)"
+    assert report.evidence_link("") == ""
