@@ -199,6 +199,11 @@ def _excluded(known: sp.csr_matrix, users: np.ndarray, items: np.ndarray, candid
     sub = known[users]
     rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
     cols = sub.indices
+    col_of = np.full(known.shape[1], -1)
+    col_of[candidates] = np.arange(len(candidates))
+    if (col_of >= 0).sum() == len(candidates):  # distinct candidates (every default protocol): one column per item
+        keep = (cols != items[rows]) & (col_of[cols] >= 0)
+        return rows[keep], col_of[cols[keep]]
     keep = cols != items[rows]
     rows, cols = rows[keep], cols[keep]
     order = np.argsort(candidates, kind="stable")
@@ -206,12 +211,9 @@ def _excluded(known: sp.csr_matrix, users: np.ndarray, items: np.ndarray, candid
     lo, hi = np.searchsorted(ordered, cols, "left"), np.searchsorted(ordered, cols, "right")
     n = hi - lo  # columns holding each known item: 0 or 1, more with duplicated candidates
     first = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())
-    out_rows, out_cols = np.repeat(rows, n), order[first]
-    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():  # other copies of the positive itself
-        same_r, same_c = np.nonzero((candidates[None, :] == items[:, None])
-                                    & (np.arange(len(candidates))[None, :] != pos_col[:, None]))
-        out_rows, out_cols = np.concatenate([out_rows, same_r]), np.concatenate([out_cols, same_c])
-    return out_rows, out_cols
+    same_r, same_c = np.nonzero((candidates[None, :] == items[:, None])  # other copies of the positive itself
+                                & (np.arange(len(candidates))[None, :] != pos_col[:, None]))
+    return np.concatenate([np.repeat(rows, n), same_r]), np.concatenate([order[first], same_c])
 
 
 def _eligible_scores(scorer: Scorer, batch: pd.DataFrame, users: np.ndarray, items: np.ndarray,

@@ -317,16 +317,20 @@ def effects(results: pd.DataFrame, metric: str = "Recall", k: int = 10) -> pd.Da
 
 
 FACTOR_ORDER = ["default", "split", "candidates", "exclusion", "ties", "sequence", "item states", "fit on"]
+LEVEL_ORDER = list(dict.fromkeys([DEFAULT] + [c.level for c in DATA_CELLS + FACTOR_EVAL + ITEM_STATE_EVAL] + ["all items"]))
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows indexed by (factor, level) in the grid's order."""
+    return table.reindex(sorted(table.index, key=lambda i: (FACTOR_ORDER.index(i[0]), LEVEL_ORDER.index(i[1]))))
 
 
 def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None) -> pd.DataFrame:
     """(factor, level) x model table of ratios to the base, for one protocol (datasets as column groups)."""
     e = eff[(eff.protocol == protocol) | ((eff.factor == "candidates") & (eff.level == "all items"))]
     e = e[e.factor != "default"]
-    table = e.pivot_table(index=["factor", "level"], columns=["dataset", "model"], values="ratio", aggfunc="first")
-    order = sorted(table.index, key=lambda i: (FACTOR_ORDER.index(i[0]), list(dict.fromkeys(
-        [c.level for c in DATA_CELLS + FACTOR_EVAL + ITEM_STATE_EVAL] + ["all items"])).index(i[1])))
-    table = table.reindex(order)
+    table = _ordered(e.pivot_table(index=["factor", "level"], columns=["dataset", "model"], values="ratio",
+                                   aggfunc="first"))
     if models is not None:
         cols = [c for c in table.columns if c[1] in models]
         table = table[sorted(cols, key=lambda c: (c[0], list(models).index(c[1])))]
@@ -350,7 +354,9 @@ def configurations(eff: pd.DataFrame, dataset: str, protocol: str = "in_batch") 
     first and above its base DualTower (the paper's ordering claims we can check)."""
     e = eff[(eff.dataset == dataset) & ((eff.protocol == protocol) | ((eff.factor == "candidates")
                                                                         & (eff.level == "all items")))]
-    table = e.pivot_table(index=["factor", "level"], columns="model", values="value", aggfunc="first")
+    table = _ordered(e.pivot_table(index=["factor", "level"], columns="model", values="value", aggfunc="first"))
+    table = table.reindex(columns=[m for m in list(MODELS) + sorted(table.columns) if m in table.columns]).loc[
+        :, lambda t: ~t.columns.duplicated()]
     out = table.copy()
     if "DQRec" in table:
         out["DQRec first"] = table.idxmax(axis=1) == "DQRec"
@@ -376,8 +382,8 @@ def beside_paper(results: pd.DataFrame, dataset: str, model: str = "DQRec", prot
         rows += [dict(factor=r.factor, level=r.level, metric=f"{metric}@{k}", ours=r.value, paper=paper,
                       ratio=r.value / paper) for r in e.itertuples()]
     df = pd.DataFrame(rows)
-    return df.pivot_table(index=["factor", "level"], columns="metric", values=["ours", "ratio"], aggfunc="first",
-                          sort=False).reindex(columns=["Recall@5", "Recall@10", "Recall@20", "NDCG@10"], level=1)
+    table = df.pivot_table(index=["factor", "level"], columns="metric", values=["ours", "ratio"], aggfunc="first")
+    return _ordered(table.reindex(columns=["Recall@5", "Recall@10", "Recall@20", "NDCG@10"], level=1))
 
 
 def missing_models(models) -> list[str]:
@@ -386,63 +392,112 @@ def missing_models(models) -> list[str]:
     return [f for f in PAPER_ORDER if f not in have]
 
 
+HONEST = ("split", "candidates", "exclusion", "ties")  # choices a leak-free evaluation could make
+LEAKS = ("sequence", "fit on")  # choices that let test information into the inputs or the fit
+
+
 def verdict(results: pd.DataFrame, dataset: str, models, tolerance: float = 0.1) -> str:
-    """A paragraph from the grid: how close the best single factor brings DQRec's in-batch Recall@10 to
-    the paper's, which factors keep the paper's ordering claims, how strong the evidence is and what
-    would settle it. ``tolerance``: a magnitude within this relative distance counts as reproduced."""
+    """A paragraph computed from the grid on ``dataset``: how close each kind of choice brings DQRec's
+    in-batch Recall@10 to the paper's MovieLens value, which configurations keep DQRec first, how strong
+    the evidence is and what would settle it. ``tolerance``: within this relative distance of the
+    paper's value a magnitude counts as reproduced."""
     eff = effects(results)
-    e = eff[(eff.dataset == dataset) & (eff.model == "DQRec") & (eff.protocol == "in_batch") & (eff.factor != "default")]
-    base = eff[(eff.dataset == dataset) & (eff.model == "DQRec") & (eff.factor == "default")
-               & (eff.protocol == "in_batch")].value
-    paper = paper_value()
-    if e.empty or base.empty:
+    d = eff[(eff.dataset == dataset) & (eff.model == "DQRec") & ((eff.protocol == "in_batch") | (eff.level == "all items"))]
+    base = d[d.factor == "default"].value
+    if base.empty:
         return f"No DQRec cells on {dataset} yet: no verdict."
-    base = float(base.iloc[0])
-    best = e.loc[e.value.idxmax()]
-    reached = e[np.abs(e.value / paper - 1) <= tolerance]
+    base, paper = float(base.iloc[0]), paper_value()
+    cells = d[d.factor != "default"]
+    close = cells[np.abs(cells.value / paper - 1) <= tolerance]
+
+    def best(factors, what):
+        e = cells[cells.factor.isin(factors)]
+        if e.empty:
+            return f"no {what} cell is measured yet"
+        r = e.loc[e.value.idxmax()]
+        return (f"the strongest {what}, {r.level} ({r.factor}), gives {r.value:.3f} (×{r.ratio:.2f} ours, "
+                f"{r.value / paper:.0%} of the paper's)")
+
     conf = configurations(eff, dataset)
-    honest = [f for f in ("split", "candidates", "exclusion", "ties")]
-    keeps = conf[conf.get("DQRec first", pd.Series(False, index=conf.index))]
-    keeps_honest = [f"{lv} ({fa})" for fa, lv in keeps.index if fa in honest]
-    leaky = e[e.factor.isin(["sequence", "fit on", "item states"])]
-    n_runs = results[results.dataset == dataset].groupby(["model", "seed"]).ngroups
-    seeds = sorted(results[results.dataset == dataset].seed.unique())
-    eval_sd = e.sd.max()
+    first = conf.index[conf["DQRec first"]] if "DQRec first" in conf else []
     text = (f"On {dataset}, our default in-batch Recall@10 for DQRec is {base:.3f}, {base / paper:.0%} of the paper's "
-            f"{paper:.4f}. No single protocol choice that a careful evaluation could make (split, candidate pool, "
-            f"exclusion, tie rule) brings it there: the largest of them, "
-            f"{_best_of(e[e.factor.isin(honest)])}. ")
-    if not leaky.empty:
-        top = leaky.loc[leaky.value.idxmax()]
-        text += (f"Only leaks do: the largest, {top.level} ({top.factor}), gives {top.value:.3f} "
-                 f"({top.value / paper:.0%} of the paper's). ")
-    if len(reached):
-        text += ("Within ±" + f"{tolerance:.0%} of the paper's magnitude: "
-                 + ", ".join(f"{r.level} ({r.factor}, {r.value:.3f})" for r in reached.itertuples()) + ". ")
-    else:
-        text += (f"No cell comes within ±{tolerance:.0%} of the paper's magnitude (the closest: {best.level}, "
-                 f"{best.factor}, {best.value:.3f}). ")
-    text += (f"DQRec is first among our models in {len(keeps)} of {len(conf)} configurations"
-             + (f" (of the non-leaky ones: {', '.join(keeps_honest)})" if keeps_honest else
-                " and in none of the non-leaky ones") + ". ")
+            f"MovieLens {paper:.4f}. Among the evaluation choices a leak-free protocol could make (split, candidate "
+            f"pool, exclusion, tie rule), {best(HONEST, 'choice')}; among the leaks (sequences, fitting on the test "
+            f"data), {best(LEAKS, 'leak')}. ")
+    text += ("Within ±" + f"{tolerance:.0%} of the paper's magnitude: " + ", ".join(
+        f"{r.level} ({r.factor}, {r.value:.3f})" for r in close.itertuples()) + ". " if len(close) else
+             f"No single factor brings it within ±{tolerance:.0%} of the paper's magnitude. ")
+    text += (f"DQRec is the best of our {conf.shape[1] - 2 if 'DQRec > DualTower' in conf else conf.shape[1] - 1} "
+             f"models in {len(first)} of {len(conf)} configurations"
+             + (f" ({'; '.join(f'{lv} ({fa})' for fa, lv in first)})" if len(first) else "") + ", and above its base "
+             f"DualTower in {int(conf.get('DQRec > DualTower', pd.Series(dtype=bool)).sum())}. ")
     missing = missing_models(models)
     if missing:
-        text += (f"The paper's family ordering (sequential ≫ graph ≫ NCF) cannot be checked without "
-                 f"{', '.join(missing)} models here. ")
-    text += (f"Strength of the evidence: each cell is one fit per model and seed ({len(seeds)} fit seed"
-             f"{'s' if len(seeds) > 1 else ''}), factors are varied one at a time (interactions between them are not "
-             f"measured), and the largest sd over evaluation seeds of a DQRec in-batch cell is {eval_sd:.4f}; "
-             "the ratios above are far larger than that noise, so which factors matter is firm, while the exact "
-             "route to the paper's numbers is not identified. What would settle it is the authors' evaluation "
-             "code (their split, candidate construction and sequence builder), which is not public.")
+        text += (f"The paper's family ordering (sequential ≫ graph ≫ NCF) cannot be checked here: no "
+                 f"{', '.join(missing)} model is in the grid. ")
+    sel = results[(results.dataset == dataset) & (results.model == "DQRec") & (results.metric == "Recall")
+                  & (results.k == 10)]
+    seeds = sorted(sel.seed.unique())
+    sd = cell_means(sel.assign(metric="Recall"))
+    strength = largest_effects(eff[eff.dataset == dataset])
+    text += (f"How strong this is: each cell is {len(seeds)} fit{'s' if len(seeds) > 1 else ''} per model (fit seed"
+             f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}), so the spread between fits is not "
+             f"measured here; the largest sd over evaluation seeds of a DQRec cell is {sd.sd.max():.4f}, against "
+             f"effects of " + ", ".join(f"×{r.geo_ratio:.2f} ({r.level})" for r in strength.itertuples())
+             + " (geometric mean over models); factors are varied one at a time, so combinations are not measured. "
+               "What would settle it is the authors' evaluation code (their split, candidate construction and "
+               "sequence builder), which is not public.")
     return text
 
 
-def _best_of(e: pd.DataFrame) -> str:
-    if e.empty:
-        return "none measured"
-    r = e.loc[e.value.idxmax()]
-    return f"{r.level} ({r.factor}), gives {r.value:.3f} (×{r.ratio:.2f})"
+def scale_comparison(eff: pd.DataFrame, small: str = "ml-100k", large: str = "ml-1m", protocol: str = "in_batch",
+                     threshold: float = 1.25) -> pd.DataFrame:
+    """Ratios of each factor level on the small and the large dataset per model, and whether they differ
+    by more than ``threshold`` (as a factor either way)."""
+    t = ratio_table(eff, protocol)
+    rows = []
+    for (factor, level), r in t.iterrows():
+        for model in dict.fromkeys(m for _, m in t.columns):
+            a, b = r.get((small, model), np.nan), r.get((large, model), np.nan)
+            if np.isfinite(a) and np.isfinite(b):
+                rows.append(dict(factor=factor, level=level, model=model, **{small: a, large: b},
+                                 differs=bool(max(a / b, b / a) > threshold)))
+    return pd.DataFrame(rows, columns=["factor", "level", "model", small, large, "differs"])
+
+
+def findings(results: pd.DataFrame, models, datasets) -> str:
+    """Markdown bullets computed from the grid: the three largest effects per dataset (with each model's
+    ratio), the chance levels they come with, same-dataset ordering, and scale differences."""
+    eff = effects(results)
+    lines = []
+    for dataset in datasets:
+        e = eff[eff.dataset == dataset]
+        if e.empty:
+            lines.append(f"- **{dataset}**: no cells computed yet.")
+            continue
+        top = largest_effects(e)
+        parts = []
+        for _, r in top.iterrows():
+            per = ", ".join(f"{c.split(' ', 1)[1]} ×{r[c]:.2f}" for c in top.columns if c.startswith(dataset + " ")
+                            and np.isfinite(r[c]))
+            parts.append(f"{r.level} ({r.factor}; {per})")
+        lines.append(f"- **{dataset}, the three largest effects** on in-batch Recall@10: " + "; ".join(parts) + ".")
+        ch = e[(e.protocol == "in_batch") | (e.level == "all items")].drop_duplicates(["factor", "level", "protocol"])
+        lo, hi = ch.loc[ch.chance.idxmin()], ch.loc[ch.chance.idxmax()]
+        lines.append(f"- **{dataset}, chance level** of Recall@10 moves with the candidates: from {lo.chance:.3f} "
+                     f"({lo.level}, {lo.candidates:.0f} candidates per sample) to {hi.chance:.3f} ({hi.level}, "
+                     f"{hi.candidates:.0f} candidates).")
+    if len(datasets) > 1:
+        sc = scale_comparison(eff, datasets[0], datasets[1])
+        if len(sc):
+            diff = sc[sc.differs]
+            lines.append(f"- **{datasets[0]} → {datasets[1]}**: {len(sc) - len(diff)} of {len(sc)} (factor level, "
+                         f"model) ratios agree within ×1.25 between the two sizes" + (
+                             "; they differ for " + "; ".join(f"{r.level} × {r.model} (×{r[datasets[0]]:.2f} → "
+                                                                f"×{r[datasets[1]]:.2f})" for _, r in diff.iterrows())
+                             if len(diff)
+                             else "") + ".")
+    return "\n".join(lines)
 
 
 def item_state_share(split: Split) -> float:
