@@ -2,8 +2,8 @@
 
     nohup python scripts/run_forensics.py --profile paper --dataset ml-1m > forensics-ml-1m.log 2>&1 &
 
-The cheap models run over every data cell first, then the trained ones cell by cell in PRIORITY order
-(both models per cell), so an interrupted run leaves the most informative cells done. Cached cells are
+Data cells run in PRIORITY order, every model on each, so an interrupted run leaves the most
+informative cells done. Cached cells are
 read back, never refitted; notebooks/08_forensics.py renders whatever is in the cache.
 """
 from __future__ import annotations
@@ -35,11 +35,8 @@ def main(argv=None) -> int:
               cache=results_dir(args.profile) / "runs", log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
     ds = data.load(args.dataset)
     cells = sorted(forensics.DATA_CELLS, key=lambda c: PRIORITY.index(c.level))
-    cheap = [m for m in models if m in forensics.DETERMINISTIC]
-    if cheap:
-        forensics.run_grid(ds, params, models=cheap, data_cells=cells, **kw)
     for cell in cells:
-        forensics.run_grid(ds, params, models=[m for m in models if m not in cheap], data_cells=[cell], **kw)
+        forensics.run_grid(ds, params, models=models, data_cells=[cell], **kw)
     print(time.strftime("%H:%M:%S"), "grid complete", flush=True)
     return 0
 
