@@ -208,6 +208,12 @@ def _evaluate_cell(model, split: Split, cell: EvalCell, eval_seed: int, chance_c
     return res.assign(chance=chance, candidates=mean_candidates), ranks
 
 
+def eval_seeds_of(params: dict, dataset: str) -> list[int]:
+    """A profile's evaluation seeds for ``dataset`` (``forensics_eval_seeds``: a list, or one per dataset)."""
+    seeds = params["forensics_eval_seeds"]
+    return list(seeds[dataset] if isinstance(seeds, dict) else seeds)
+
+
 def run_grid(dataset, params: dict, models=MODELS, seeds=(0,), eval_seeds=(0,), cache: Path | None = None,
              data_cells=DATA_CELLS, log=print) -> pd.DataFrame:
     """Fit each model once per data cell and seed, evaluate its evaluation cells (:func:`eval_cells`), for

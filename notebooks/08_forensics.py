@@ -63,11 +63,12 @@ datasets = [datasets] if isinstance(datasets, str) else datasets or params["fore
 models = [models] if isinstance(models, str) else models or params["forensics_models"]
 compute = params["forensics_compute"] if compute is None else compute
 cache = results_dir(profile) / "runs"
-kw = dict(models=models, seeds=params["forensics_seeds"], eval_seeds=params["forensics_eval_seeds"], cache=cache)
+kw = dict(models=models, seeds=params["forensics_seeds"], cache=cache)
 frames, missing, loaded = [], {}, {}
 with timer() as elapsed:
     for name in datasets:
         loaded[name] = data.load(name)
+        kw["eval_seeds"] = forensics.eval_seeds_of(params, name)
         if compute:
             frames.append(forensics.run_grid(loaded[name], params, log=lambda *_: None, **kw))
             missing[name] = []

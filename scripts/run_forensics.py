@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message=".*have no timestamp.*")
     params = profile_params(args.profile, progress=False)
     models = args.models or params["forensics_models"]
-    kw = dict(seeds=params["forensics_seeds"], eval_seeds=params["forensics_eval_seeds"],
+    kw = dict(seeds=params["forensics_seeds"], eval_seeds=forensics.eval_seeds_of(params, args.dataset),
               cache=results_dir(args.profile) / "runs", log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
     ds = data.load(args.dataset)
     cells = sorted(forensics.DATA_CELLS, key=lambda c: PRIORITY.index(c.level))
