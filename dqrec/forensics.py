@@ -509,6 +509,12 @@ def findings(results: pd.DataFrame, models, datasets) -> str:
     return "\n".join(lines)
 
 
+def cold_test_share(split: Split) -> float:
+    """Share of test samples whose user has no training positive: a model without sequences scores every
+    candidate alike for them, so the tie rule alone decides their rank."""
+    return float((~split.test.user.isin(split.train.user)).mean())
+
+
 def item_state_share(split: Split) -> float:
     """Share of test pairs (u, i) whose item i, in its last training state, already has u in its S_i."""
     rows = split.last_train_sample("item")[split.test.item.to_numpy()]
@@ -577,6 +583,7 @@ def plot_effects(eff: pd.DataFrame, protocol: str = "in_batch", models=None):
         ax.set_yticks(np.arange(len(labels)), labels)
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
-    axes[0][-1].legend(loc="lower right", fontsize=8)
+    handles, names = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, title="model")
     fig.tight_layout()
     return fig

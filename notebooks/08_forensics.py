@@ -102,6 +102,9 @@ lines = [f"- **{d}**: " + ("complete" if not m else f"{len(m)} (data cell × mod
 shares = {d: data.same_second_share(data.prepare(loaded[d], seq_len=params["seq_len"])) for d in datasets}
 lines += [f"- **{d}**: {100 * s:.1f} % of the positives share their timestamp with another positive of the same user "
           "(what 'S_u at or before t' lets in)" for d, s in shares.items()]
+colds = {d: forensics.cold_test_share(data.prepare(loaded[d], seq_len=params["seq_len"])) for d in datasets}
+lines += [f"- **{d}**: {100 * s:.1f} % of the test samples of our default split belong to users without any training "
+          "positive (a model that scores them all alike is ranked by the tie rule alone)" for d, s in colds.items()]
 Markdown("\n".join(lines))
 
 # %% [markdown]
