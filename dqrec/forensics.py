@@ -547,8 +547,10 @@ def grid_status(results: pd.DataFrame, dataset: str, models, seeds=(0,)) -> list
 
 def read_grid(dataset, params: dict, models=MODELS, seeds=(0,), eval_seeds=(0,), cache: Path | None = None):
     """The cached cells of the grid only (nothing is fitted): (results, list of missing data cell × model)."""
-    frames = []
+    frames, stored = [], _stored_data_cells(Path(cache), dataset.name)
     for data_cell in DATA_CELLS:
+        if json.dumps(dataclasses.asdict(data_cell), sort_keys=True) not in stored:
+            continue  # no run of this cell at all: nothing to prepare the split for
         split = make_split(dataset, data_cell, params["seq_len"])
         for name in models:
             for seed in (seeds[:1] if name in DETERMINISTIC else seeds):
@@ -561,6 +563,17 @@ def read_grid(dataset, params: dict, models=MODELS, seeds=(0,), eval_seeds=(0,),
                             frames.append(got[0])
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return results, grid_status(results, dataset.name, models, seeds)
+
+
+def _stored_data_cells(cache: Path, dataset: str) -> set[str]:
+    """The data cells (as sorted JSON) of every forensic run file of ``dataset`` in ``cache``."""
+    out = set()
+    for path in cache.glob(f"{dataset}_*.json"):
+        cell = json.loads(path.read_text()).get("forensics")
+        if cell:
+            data = dict(cell["data"], train_parts=tuple(cell["data"]["train_parts"]))
+            out.add(json.dumps(dataclasses.asdict(DataCell(**data)), sort_keys=True))
+    return out
 
 
 def plot_effects(eff: pd.DataFrame, protocol: str = "in_batch", models=None):
