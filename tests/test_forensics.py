@@ -227,6 +227,8 @@ def test_grid_caches_every_cell_and_reads_it_back(tmp_path, monkeypatch):
     again = forensics.run_grid(ds, params, models=("MostPopular",), eval_seeds=(0, 1), cache=tmp_path,
                                data_cells=cells, log=lambda *_: None)
     pd.testing.assert_frame_equal(first, again, check_dtype=False)
+    read, missing = forensics.read_grid(ds, params, models=("MostPopular",), eval_seeds=(0, 1), cache=tmp_path)
+    assert len(read) == len(first) and len(missing) == len(forensics.DATA_CELLS) - 2
     eff = forensics.effects(first)
     default = eff[(eff.factor == "default")]
     assert np.allclose(default.ratio, 1.0)
