@@ -565,6 +565,30 @@ def read_grid(dataset, params: dict, models=MODELS, seeds=(0,), eval_seeds=(0,),
     return results, grid_status(results, dataset.name, models, seeds)
 
 
+def table1_split_effect(dataset, params: dict, models, seeds, cache: Path) -> pd.DataFrame:
+    """The split factor (random / global temporal) from Table 1's own cached runs (:func:`run_models` keys,
+    every seed found): a second, independent measurement of it, with several fit seeds, including the
+    models whose forensic cells are not computed. Columns: dataset, model, protocol, seeds, temporal,
+    random, ratio (Recall@10, means over seeds)."""
+    means = {}
+    for kind in ("temporal", "random"):
+        split = prepare(dataset, split=kind, seq_len=params["seq_len"], seed=0)
+        for name in models:
+            for seed in (seeds[:1] if name in DETERMINISTIC else seeds):
+                got = read_cached_run(Path(cache) / run_key(split, name, seed, params), len(split.test))
+                if got is None:
+                    continue
+                r = got[0][(got[0].metric == "Recall") & (got[0].k == 10)]
+                for protocol, value in zip(r.protocol, r.value):
+                    means.setdefault((name, protocol, kind), []).append(value)
+    rows = [dict(dataset=dataset.name, model=name, protocol=protocol, seeds=len(means[(name, protocol, "random")]),
+                 temporal=np.mean(means[(name, protocol, "temporal")]), random=np.mean(means[(name, protocol, "random")]))
+            for name in models for protocol in ("in_batch", "full")
+            if (name, protocol, "temporal") in means and (name, protocol, "random") in means]
+    out = pd.DataFrame(rows, columns=["dataset", "model", "protocol", "seeds", "temporal", "random"])
+    return out.assign(ratio=out.random / out.temporal)
+
+
 def _stored_data_cells(cache: Path, dataset: str) -> set[str]:
     """The data cells (as sorted JSON) of every forensic run file of ``dataset`` in ``cache``."""
     out = set()
