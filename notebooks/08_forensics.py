@@ -89,7 +89,9 @@ print(f"{len(results) // forensics.CELL_ROWS} cell runs of {', '.join(datasets)}
 # %%
 main = next((d for d in reversed(datasets) if (eff.dataset == d).any() and ((eff.dataset == d) & (eff.model == "DQRec")).any()),
             datasets[0])
-Markdown(forensics.verdict(results, main, models))
+table1_runs = pd.concat([forensics.table1_split_effect(loaded[d], params, models, params["seeds"], cache)
+                         for d in datasets], ignore_index=True)
+Markdown(forensics.verdict(results, main, models, table1=table1_runs))
 
 # %% [markdown]
 # ## What is measured
@@ -140,9 +142,7 @@ forensics.largest_effects(eff).round(2)
 # random split against the global temporal one.
 
 # %%
-t1 = pd.concat([forensics.table1_split_effect(loaded[d], params, models, params["seeds"], cache) for d in datasets],
-               ignore_index=True)
-t1.round(3)
+table1_runs.round(3)
 
 # %% [markdown]
 # ## Orderings and magnitudes beside the paper
