@@ -326,6 +326,12 @@ FACTOR_ORDER = ["default", "split", "candidates", "exclusion", "ties", "sequence
 LEVEL_ORDER = list(dict.fromkeys([DEFAULT] + [c.level for c in DATA_CELLS + FACTOR_EVAL + ITEM_STATE_EVAL] + ["all items"]))
 
 
+def _view(eff: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """Rows of ``protocol``; for in-batch also every candidate-pool level (each compared with the in-batch
+    default: other batch sizes, duplicates, sampled negatives, all items)."""
+    return eff[(eff.protocol == protocol) | ((eff.factor == "candidates") & (protocol == "in_batch"))]
+
+
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     """Rows indexed by (factor, level) in the grid's order."""
     return table.reindex(sorted(table.index, key=lambda i: (FACTOR_ORDER.index(i[0]), LEVEL_ORDER.index(i[1]))))
@@ -333,7 +339,7 @@ def _ordered(table: pd.DataFrame) -> pd.DataFrame:
 
 def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None) -> pd.DataFrame:
     """(factor, level) x model table of ratios to the base, for one protocol (datasets as column groups)."""
-    e = eff[(eff.protocol == protocol) | ((eff.factor == "candidates") & (eff.level == "all items"))]
+    e = _view(eff, protocol)
     e = e[e.factor != "default"]
     table = _ordered(e.pivot_table(index=["factor", "level"], columns=["dataset", "model"], values="ratio",
                                    aggfunc="first"))
@@ -346,7 +352,8 @@ def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None) -> p
 def largest_effects(eff: pd.DataFrame, n: int = 3, protocol: str = "in_batch") -> pd.DataFrame:
     """The ``n`` factors whose strongest level moves the models most: per (factor, level) the geometric
     mean over models and datasets of the ratio, ranked by |log ratio|, one level per factor."""
-    e = eff[(eff.protocol == protocol) & (eff.factor != "default") & (eff.ratio > 0) & np.isfinite(eff.ratio)]
+    e = _view(eff, protocol)
+    e = e[(e.factor != "default") & (e.ratio > 0) & np.isfinite(e.ratio)]
     g = e.groupby(["factor", "level"]).ratio.agg(lambda r: float(np.exp(np.log(r).mean()))).rename("geo_ratio")
     g = g.reset_index().assign(strength=lambda d: np.abs(np.log(d.geo_ratio)))
     best = g.sort_values("strength", ascending=False).drop_duplicates("factor").head(n)
@@ -358,8 +365,7 @@ def largest_effects(eff: pd.DataFrame, n: int = 3, protocol: str = "in_batch") -
 def configurations(eff: pd.DataFrame, dataset: str, protocol: str = "in_batch") -> pd.DataFrame:
     """Per configuration (factor, level) on ``dataset``: each model's Recall@10, and whether DQRec is
     first and above its base DualTower (the paper's ordering claims we can check)."""
-    e = eff[(eff.dataset == dataset) & ((eff.protocol == protocol) | ((eff.factor == "candidates")
-                                                                        & (eff.level == "all items")))]
+    e = _view(eff[eff.dataset == dataset], protocol)
     table = _ordered(e.pivot_table(index=["factor", "level"], columns="model", values="value", aggfunc="first"))
     table = table.reindex(columns=[m for m in list(MODELS) + sorted(table.columns) if m in table.columns]).loc[
         :, lambda t: ~t.columns.duplicated()]
@@ -383,8 +389,7 @@ def beside_paper(results: pd.DataFrame, dataset: str, model: str = "DQRec", prot
     rows = []
     for metric, k in (("Recall", 5), ("Recall", 10), ("Recall", 20), ("NDCG", 10)):
         e = effects(results, metric, k)
-        e = e[(e.dataset == dataset) & (e.model == model) & ((e.protocol == protocol) | (
-            (e.factor == "candidates") & (e.level == "all items")))]
+        e = _view(e[(e.dataset == dataset) & (e.model == model)], protocol)
         paper = paper_value(f"{metric}@{k}", model)
         rows += [dict(factor=r.factor, level=r.level, metric=f"{metric}@{k}", ours=r.value, paper=paper,
                       ratio=r.value / paper) for r in e.itertuples()]
@@ -410,7 +415,7 @@ def verdict(results: pd.DataFrame, dataset: str, models, tolerance: float = 0.1,
     the evidence is and what would settle it. ``tolerance``: within this relative distance of the
     paper's value a magnitude counts as reproduced."""
     eff = effects(results)
-    d = eff[(eff.dataset == dataset) & (eff.model == "DQRec") & ((eff.protocol == "in_batch") | (eff.level == "all items"))]
+    d = _view(eff[(eff.dataset == dataset) & (eff.model == "DQRec")], "in_batch")
     base = d[d.factor == "default"].value
     if base.empty:
         return _verdict_without_dqrec(eff, dataset, table1, tolerance)
@@ -473,8 +478,8 @@ def _verdict_without_dqrec(eff: pd.DataFrame, dataset: str, table1: pd.DataFrame
     best_dqrec = max(r.temporal, r.random)
     text += (f"From Table 1's runs ({r.seeds} seeds), DQRec's in-batch Recall@10 is {r.temporal:.3f} on the global "
              f"temporal split and {r.random:.3f} on the random one ({best_dqrec / paper:.0%} of the paper's {paper:.4f}). ")
-    e = eff[(eff.dataset == dataset) & (eff.protocol == "in_batch") & eff.factor.isin(HONEST + LEAKS)
-            & (eff.ratio > 0) & (eff.factor != "split")]
+    e = _view(eff[eff.dataset == dataset], "in_batch")
+    e = e[e.factor.isin(HONEST + LEAKS) & (e.ratio > 0) & (e.factor != "split")]
     if e.empty:
         return text
     g = e.groupby(["factor", "level"]).ratio.max().sort_values(ascending=False)
@@ -525,7 +530,7 @@ def findings(results: pd.DataFrame, models, datasets) -> str:
                             and np.isfinite(r[c]))
             parts.append(f"{r.level} ({r.factor}; {per})")
         lines.append(f"- **{dataset}, the three largest effects** on in-batch Recall@10: " + "; ".join(parts) + ".")
-        ch = e[(e.protocol == "in_batch") | (e.level == "all items")].drop_duplicates(["factor", "level", "protocol"])
+        ch = _view(e, "in_batch").drop_duplicates(["factor", "level", "protocol"])
         lo, hi = ch.loc[ch.chance.idxmin()], ch.loc[ch.chance.idxmax()]
         lines.append(f"- **{dataset}, chance level** of Recall@10 moves with the candidates: from {lo.chance:.3f} "
                      f"({lo.level}, {lo.candidates:.0f} candidates per sample) to {hi.chance:.3f} ({hi.level}, "
