@@ -97,3 +97,6 @@ def _load() -> None:
     register("EASE", EASE)
     register("ItemKNN", ItemKNN)
     register("MostPopular", MostPopular)
+    from .baselines.sasrec import SASRec
+
+    register("SASRec", SASRec)
