@@ -97,6 +97,11 @@ def _load() -> None:
     register("EASE", EASE)
     register("ItemKNN", ItemKNN)
     register("MostPopular", MostPopular)
+    from .baselines.bert4rec import BERT4Rec
+    from .baselines.cl4srec import CL4SRec
+    from .baselines.duorec import DuoRec
+    from .baselines.iclrec import ICLRec
     from .baselines.sasrec import SASRec
 
-    register("SASRec", SASRec)
+    for cls in (SASRec, BERT4Rec, CL4SRec, DuoRec, ICLRec):  # sequential baselines (Table 1)
+        register(cls.__name__, cls)

@@ -31,6 +31,8 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   - ``build_net(split) -> nn.Module`` (default: one :class:`SequenceEncoder`; must expose
     ``item_embedding`` and ``forward(seq)``); ``self.net_`` after fit;
   - ``encode(seq) -> (B, dim)``: the representation scored against items (default: last position);
+  - ``item_scores(rep, items=None) -> (B, M)``: scores of items (default: dot products with the item
+    embeddings; BERT4Rec adds its output bias);
   - ``train_batch(rows, rng) -> dict`` of tensors (default ``seq``, ``target``, ``rows``), built on the
     device, ``rows`` the sample rows (numpy) of the batch;
   - ``train_loss(batch) -> scalar tensor`` (default: the next-item softmax cross-entropy over all items,
@@ -188,7 +190,6 @@ class SequentialRecommender(Recommender):
     causal = True
     norm_first = False
     activation = "gelu"
-    name = "sequential"
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 1, dropout: float = 0.2,
                  epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024, weight_decay: float = 0.0,
@@ -224,13 +225,15 @@ class SequentialRecommender(Recommender):
         """Called before the first batch of every epoch (1-based); nothing by default."""
 
     # ------------------------------------------------------------------ shared pieces
-    def logits(self, rep: torch.Tensor) -> torch.Tensor:
-        """(B, dim) -> (B, n_items) dot products with every item embedding (padding and mask excluded)."""
-        return rep @ self.net_.item_embedding.weight[:self.n_items_].T
+    def item_scores(self, rep: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, dim) representations -> (B, len(items)) dot products with the item embeddings of ``items``
+        (all items when None; padding and mask are never scored)."""
+        emb = self.net_.item_embedding.weight
+        return rep @ (emb[:self.n_items_] if items is None else emb[items]).T
 
     def next_item_loss(self, rep: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy of the next item over all items."""
-        return F.cross_entropy(self.logits(rep), target)
+        return F.cross_entropy(self.item_scores(rep), target)
 
     # ------------------------------------------------------------------ fit / score
     def fit(self, split, validate=None):
@@ -265,31 +268,16 @@ class SequentialRecommender(Recommender):
         was_training = self.net_.training
         self.net_.eval()
         seq = torch.from_numpy(self.history_[batch.index.to_numpy()]).to(self.device_)
-        rep = self.encode(seq)
-        item = self.net_.item_embedding.weight[torch.from_numpy(np.asarray(items, np.int64)).to(self.device_)]
+        scores = self.item_scores(self.encode(seq), torch.from_numpy(np.asarray(items, np.int64)).to(self.device_))
         self.net_.train(was_training)
-        return (rep @ item.T).float().cpu().numpy()
+        return scores.float().cpu().numpy()
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, similarity: str = "dot",
-             same: torch.Tensor | None = None) -> torch.Tensor:
-    """NT-Xent over 2B views (Chen et al., SimCLR 2020; CL4SRec's Eq. 7, DuoRec's Eq. 12): (a_k, b_k)
-    are positives, the other 2B - 2 views of the batch negatives.
-
-    a, b: (B, dim). similarity: "dot" or "cos". same: optional (B,) labels; views of two different
-    samples with the same label are not used as negatives of each other (DuoRec removes sequences
-    with the same target from the negatives).
-    """
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """NT-Xent over 2B views with dot-product similarity (Chen et al., SimCLR 2020; CL4SRec's Eq. 7 and
+    DuoRec's Eq. 12 as their code computes them, ``sim='dot'``): (a_k, b_k) are positives, the other
+    2B - 2 views of the batch negatives. a, b: (B, dim) -> scalar."""
     n = len(a)
     z = torch.cat([a, b])
-    if similarity == "cos":
-        z = F.normalize(z, dim=-1)
-    sim = z @ z.T / temperature
-    positive = torch.arange(2 * n, device=z.device).roll(n)  # a_k <-> b_k
-    excluded = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    if same is not None:
-        labels = torch.cat([same, same])
-        excluded = excluded | (labels[:, None] == labels[None, :])
-        excluded[torch.arange(2 * n, device=z.device), positive] = False
-    sim = sim.masked_fill(excluded, -math.inf)
-    return F.cross_entropy(sim, positive)
+    sim = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), -math.inf)
+    return F.cross_entropy(sim, torch.arange(2 * n, device=z.device).roll(n))
