@@ -18,6 +18,15 @@ SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10,
 EXTRA = {"ICLRec": dict(n_intents=8)}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread avoids the synchronisation cost of two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_split(ratings, kind="temporal"):
     n_users, n_items = ratings.user.max() + 1, ratings.item.max() + 1
     users = pd.DataFrame({"gender": ["F"] * n_users}, index=pd.Index(range(n_users)))
