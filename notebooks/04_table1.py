@@ -40,9 +40,11 @@ import os
 profile = os.environ.get("DQREC_PROFILE", "quick")
 datasets = None  # None: the profile's
 splits = ["temporal", "random"]
-models = ["DQRec", "DualTower", "MF-BPR", "EASE", "ItemKNN", "MostPopular"]
+models = None  # None: the profile's table1_models
 seeds = None  # None: the profile's
 epochs = None
+workers = 0  # 0: compute missing runs here, one after another; N: on N local Ray workers
+missing = "compute"  # "skip": show the cached runs only and list the missing ones
 
 # %%
 import warnings
@@ -50,14 +52,15 @@ import warnings
 import pandas as pd
 from IPython.display import Markdown
 
-from dqrec import data, plots
+from dqrec import data, plots, sweep
 from dqrec.evaluate import equivalent_full_k
 from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, mean_sd_table, paper_table,
-                              profile_params, results_dir, run_models, pair_findings, summarise, table1_findings, timer,
-                              run_machines, training_summary, write_table)
+                              profile_params, results_dir, pair_findings, summarise, table1_findings, run_machines,
+                              training_summary, write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
+models = models or params["table1_models"]
 params.update(splits=splits, models=models)
 print({k: params[k] for k in ("profile", "datasets", "splits", "models", "seeds", "epochs", "patience")})
 
@@ -71,22 +74,17 @@ print({k: params[k] for k in ("profile", "datasets", "splits", "models", "seeds"
 # rerun with the same parameters reads it back and an interrupted sweep resumes.
 
 # %%
-frames, ranks = [], {}
-with timer() as elapsed:
-    for name in params["datasets"]:
-        ds = data.load(name)
-        for kind in splits:
-            split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
-            frames.append(run_models(split, models, params["seeds"], params, progress=False, ranks=ranks,
-                                     cache=results_dir(profile) / "runs"))
-results = pd.concat(frames, ignore_index=True)
+table1 = sweep.execute(sweep.table1(params, splits=splits, models=models), params, results_dir(profile) / "runs",
+                       workers=workers, missing=missing, progress=False)
+results, ranks = table1.results, table1.ranks
 runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
 compute_minutes = (runs.fit_seconds + runs.eval_seconds).sum() / 60  # as measured when each run was computed
-write_table(results, "table1", params, elapsed(), checksums={n: data.load(n).checksum for n in params["datasets"]},
-            compute_minutes=round(compute_minutes, 1))
+write_table(results, "table1", params, table1.wall_seconds,
+            checksums={n: data.load(n).checksum for n in params["datasets"]}, compute_minutes=round(compute_minutes, 1),
+            missing_runs=[str(r) for r in table1.missing])
 summary = summarise(results)
 print(f"{len(results)} rows from {len(runs)} runs; fit + evaluation time of the runs: {compute_minutes:.0f} min "
-      f"(this execution: {elapsed() / 60:.1f} min, cached runs are read back)")
+      f"(this execution: {table1.wall_seconds / 60:.1f} min, cached runs are read back)")
 
 # %% [markdown]
 # ## How training ended
@@ -144,15 +142,10 @@ else:
 # datasets, splits and seeds of the profile's `loss_runs`.
 
 # %%
-loss_frames = []
-for name, by_split in params["loss_runs"].items():
-    ds = data.load(name)
-    for kind, loss_seeds in by_split.items():
-        split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
-        loss_frames.append(run_models(split, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"],
-                                      loss_seeds, params, progress=False, cache=results_dir(profile) / "runs"))
-loss_results = pd.concat(loss_frames, ignore_index=True)
-write_table(loss_results, "loss_comparison", params)
+loss = sweep.execute(sweep.loss(params), params, results_dir(profile) / "runs", workers=workers, missing=missing,
+                     progress=False)
+loss_results = loss.results
+write_table(loss_results, "loss_comparison", params, missing_runs=[str(r) for r in loss.missing])
 loss_summary = summarise(loss_results)
 display(compare_models(loss_summary, ["DQRec", "DQRec raw-BPR", "DualTower", "DualTower raw-BPR"]))
 display(training_summary(loss_results)[["dataset", "split", "model", "runs", "epochs_mean", "best_epoch_mean"]].round(1))

@@ -34,21 +34,23 @@ import os
 profile = os.environ.get("DQREC_PROFILE", "quick")
 datasets = None  # None: the profile's ablation datasets, each with its seeds
 seeds = None  # None: the profile's ablation seeds of each dataset
-splits = ["temporal"]
+splits = None  # None: the profile's ablation_splits
 k = 5  # the paper's Table 3 reports @5
+workers = 0  # 0: compute missing runs here, one after another; N: on N local Ray workers
+missing = "compute"  # "skip": show the cached runs only and list the missing ones
 
 # %%
 import warnings
 
 import pandas as pd
 
-from dqrec import data, plots
-from dqrec.experiment import (ABLATION_MODELS, ablation_changes, ablation_table, profile_params, results_dir,
-                              run_models, timer, write_table)
+from dqrec import data, plots, sweep
+from dqrec.experiment import ablation_changes, ablation_table, profile_params, results_dir, write_table
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
 runs_of = {name: seeds or params["seeds"] for name in datasets} if datasets else params["ablation_seeds"]
+splits = splits or params["ablation_splits"]
 params.update(ablation_seeds=runs_of, splits=splits)
 
 # %%
@@ -61,21 +63,15 @@ print({key: params[key] for key in ("profile", "ablation_seeds", "splits", "epoc
 # One run per (dataset, split, variant, seed), cached in `results[/<profile>]/runs/` like Table 1's.
 
 # %%
-frames = []
-with timer() as elapsed:
-    for name, run_seeds in runs_of.items():
-        ds = data.load(name)
-        for kind in splits:
-            split = data.prepare(ds, split=kind, seq_len=params["seq_len"], seed=0)
-            frames.append(run_models(split, ABLATION_MODELS, run_seeds, params, progress=False,
-                                     cache=results_dir(profile) / "runs"))
-results = pd.concat(frames, ignore_index=True)
+table3 = sweep.execute(sweep.table3(params, splits=splits), params, results_dir(profile) / "runs", workers=workers,
+                       missing=missing, progress=False)
+results = table3.results
 runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
 compute_minutes = (runs.fit_seconds + runs.eval_seconds).sum() / 60
-write_table(results, "table3", params, elapsed(), checksums={n: data.load(n).checksum for n in runs_of},
-            compute_minutes=round(compute_minutes, 1))
+write_table(results, "table3", params, table3.wall_seconds, checksums={n: data.load(n).checksum for n in runs_of},
+            compute_minutes=round(compute_minutes, 1), missing_runs=[str(r) for r in table3.missing])
 print(f"{len(runs)} runs; their fit + evaluation time: {compute_minutes:.0f} min (this execution: "
-      f"{elapsed() / 60:.1f} min, cached runs are read back)")
+      f"{table3.wall_seconds / 60:.1f} min, cached runs are read back)")
 
 # %% [markdown]
 # ## Table 3 beside the paper's

@@ -32,14 +32,14 @@ dataset = None  # None: the profile's sensitivity dataset
 seeds = None  # None: the profile's sensitivity seeds
 split_kind = "temporal"
 grid = None  # None: the profile's {parameter: values}
+workers = 0  # 0: compute missing runs here, one after another; N: on N local Ray workers
+missing = "compute"  # "skip": show the cached runs only and list the missing ones
 
 # %%
 import warnings
 
-import pandas as pd
-
-from dqrec import data, plots
-from dqrec.experiment import profile_params, results_dir, run_models, timer, write_table
+from dqrec import data, plots, sweep
+from dqrec.experiment import profile_params, results_dir, write_table
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
@@ -57,21 +57,15 @@ print({key: params[key] for key in ("profile", "sensitivity_dataset", "sensitivi
 # ## Runs
 
 # %%
-split = data.prepare(data.load(dataset), split=split_kind, seq_len=params["seq_len"], seed=0)
-frames = []
-with timer() as elapsed:
-    for name, values in grid.items():
-        for value in values:
-            res = run_models(split, ["DQRec"], seeds, dict(params, **{name: value}), progress=False,
-                             cache=results_dir(profile) / "runs")
-            frames.append(res.assign(parameter=name, value_of_parameter=value))
-results = pd.concat(frames, ignore_index=True)
+fig3 = sweep.execute(sweep.fig3(params, datasets=[dataset], splits=[split_kind], seeds=seeds, grid=grid), params,
+                     results_dir(profile) / "runs", workers=workers, missing=missing, progress=False)
+results = fig3.results
 runs = results.drop_duplicates(["parameter", "value_of_parameter", "seed"])
 compute_minutes = (runs.fit_seconds + runs.eval_seconds).sum() / 60
-write_table(results, "sensitivity", params, elapsed(), checksum=data.load(dataset).checksum,
-            compute_minutes=round(compute_minutes, 1))
+write_table(results, "sensitivity", params, fig3.wall_seconds, checksum=data.load(dataset).checksum,
+            compute_minutes=round(compute_minutes, 1), missing_runs=[str(r) for r in fig3.missing])
 print(f"{len(runs)} runs; their fit + evaluation time: {compute_minutes:.0f} min (this execution: "
-      f"{elapsed() / 60:.1f} min)")
+      f"{fig3.wall_seconds / 60:.1f} min)")
 
 # %% [markdown]
 # ## Fig. 3, ours

@@ -16,6 +16,7 @@ notebook and its failing cell. Exit status 2 means bad options, 3 a failed jupyt
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "notebooks/NN_*.py. Already executed notebooks of the profile are still rendered")
     ap.add_argument("--no-build", action="store_true",
                     help="execute the notebooks only; do not render the jupyter-book (book/_build/html)")
+    ap.add_argument("--missing", choices=["compute", "skip"],
+                    help="for the notebooks that run models (their `missing` parameter): 'skip' renders from the run "
+                         "cache and lists the runs it lacks instead of computing them (default: the notebooks', "
+                         "compute)")
+    ap.add_argument("--workers", type=int,
+                    help="for the notebooks that run models (their `workers` parameter): compute missing runs on "
+                         "that many local Ray workers (default: the notebooks', 0: one after another)")
     ap.add_argument("--keep-going", action="store_true",
                     help="after a failed notebook, still execute the remaining ones (the book is not rendered and "
                          "the exit status is 1 either way)")
@@ -158,9 +166,11 @@ def main(argv=None) -> int:
     out_dir = results_dir(args.profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = []
+    given = {name: value for name, value in (("missing", args.missing), ("workers", args.workers)) if value is not None}
     for source in sources:
         try:
-            execute(source, out_dir, args.profile, {})
+            execute(source, out_dir, args.profile, {name: value for name, value in given.items()
+                                                    if re.search(rf"^{name} = ", source.read_text(), re.M)})
         except NotebookFailed as err:
             failures.append(str(err))
             print(err, file=sys.stderr, flush=True)
