@@ -97,3 +97,19 @@ def _load() -> None:
     register("EASE", EASE)
     register("ItemKNN", ItemKNN)
     register("MostPopular", MostPopular)
+    from .baselines.hccf import HCCF
+    from .baselines.lightgcn import LightGCN
+    from .baselines.ncf import NCF
+    from .baselines.ngcf import NGCF
+    from .baselines.simrec import SimRec
+
+    for cls in (NCF, NGCF, LightGCN, HCCF, SimRec):  # the paper's collaborative and graph baselines
+        register(cls.name, cls)
+    from .baselines.bert4rec import BERT4Rec
+    from .baselines.cl4srec import CL4SRec
+    from .baselines.duorec import DuoRec
+    from .baselines.iclrec import ICLRec
+    from .baselines.sasrec import SASRec
+
+    for cls in (SASRec, BERT4Rec, CL4SRec, DuoRec, ICLRec):  # sequential baselines (Table 1)
+        register(cls.__name__, cls)
