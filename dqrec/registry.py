@@ -97,3 +97,8 @@ def _load() -> None:
     register("EASE", EASE)
     register("ItemKNN", ItemKNN)
     register("MostPopular", MostPopular)
+    from .baselines.maerec import MAERec
+    from .baselines.vqrec import VQRec
+
+    register("VQRec", VQRec)
+    register("MAERec", MAERec)
