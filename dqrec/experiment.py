@@ -322,9 +322,10 @@ def fit_model(name: str, split, seed: int, params: dict, **overrides):
 # reading the imports, transitively), plus the evaluator. Their content is part of the run key, so a
 # cached run computed by other code is never read back, while a change to another model, to the
 # tables, plots or notebooks leaves it valid. Not counted: data.py (what a model sees of the data is
-# the split's fingerprint), experiment.py, plots.py, casestudy.py, package __init__ files, and of
-# registry.py everything but the Recommender base and the validation grid search.
-NOT_RUN_CODE = {"data.py", "experiment.py", "plots.py", "casestudy.py", "registry.py", "__init__.py"}
+# the split's fingerprint), experiment.py, plots.py, casestudy.py, package __init__ files, of
+# registry.py everything but the Recommender base and the validation grid search, and evaluate.py,
+# which counts by its EVALUATOR_VERSION (pinned by a golden test) so that evaluator options can be added.
+NOT_RUN_CODE = {"data.py", "experiment.py", "plots.py", "casestudy.py", "registry.py", "evaluate.py", "__init__.py"}
 
 
 def _dqrec_imports(path: Path) -> set[Path]:
@@ -363,7 +364,7 @@ def run_code_files(model: str) -> list[Path]:
 
     from .registry import make_model
 
-    todo, seen = [Path(inspect.getfile(type(make_model(model)))), ROOT / "dqrec" / "evaluate.py"], set()
+    todo, seen = [Path(inspect.getfile(type(make_model(model))))], set()
     while todo:
         path = todo.pop()
         if path in seen or path.name in NOT_RUN_CODE:
@@ -375,14 +376,15 @@ def run_code_files(model: str) -> list[Path]:
 
 @functools.lru_cache(maxsize=None)
 def code_version(model: str) -> str:
-    """sha256 (12 hex) of :func:`run_code_files` and of the registry's Recommender and fit_tuned, read once
-    per process."""
+    """sha256 (12 hex) of :func:`run_code_files`, the evaluator's version and the registry's Recommender and
+    fit_tuned, read once per process."""
     import hashlib
     import inspect
 
     from . import registry
+    from .evaluate import EVALUATOR_VERSION
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"evaluator-v{EVALUATOR_VERSION}".encode())
     for f in run_code_files(model):
         digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
     for obj in (registry.Recommender, registry.fit_tuned):

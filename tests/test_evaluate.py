@@ -190,3 +190,30 @@ def test_known_with_duplicate_entries_and_explicit_zeros():
     np.testing.assert_array_equal(candidate_counts(TINY, known, 6, "full"), [4, 5, 6, 4])
     _, ranks = evaluate(TINY_SCORER, TINY, known, 6, protocols="full", progress=False, return_ranks=True)
     np.testing.assert_array_equal(ranks["full"], [0, 4, 4, 0])
+
+
+def test_default_ranks_are_pinned():
+    """The evaluator's default path on a fixed case with ties, exclusions and both protocols. Cached runs
+    count evaluate.py by its EVALUATOR_VERSION, not its text: if this fails, a default result changed, so
+    bump EVALUATOR_VERSION (which re-keys every cached run) and update the pinned digest."""
+    import hashlib
+
+    from dqrec.evaluate import EVALUATOR_VERSION, validation_criterion
+
+    rng = np.random.default_rng(7)
+    n_users, n_items, n = 40, 60, 300
+    samples = frame(rng.integers(0, n_users, n), rng.integers(0, n_items, n))
+    known = sp.csr_matrix((np.ones(n), (samples.user, samples.item)), shape=(n_users, n_items))
+    scorer = TableScorer(rng.integers(0, 4, (n_users, n_items)))  # few distinct values: many ties
+    res, ranks = evaluate(scorer, samples, known, n_items, batch_size=64, seed=3, progress=False, return_ranks=True)
+    digest = hashlib.sha256(b"".join(ranks[p].astype("<i8").tobytes() for p in ("in_batch", "full")))
+    digest.update(res.value.to_numpy().astype("<f8").tobytes())
+
+    split = type("Split", (), dict(valid=samples, n_items=n_items, matrix=lambda self, parts: known))()
+
+    class Model:
+        def scorer(self, part):
+            return scorer
+
+    digest.update(np.float64(validation_criterion(split, seed=5)(Model())).tobytes())
+    assert (EVALUATOR_VERSION, digest.hexdigest()[:16]) == (1, "443c67300a270b0a")

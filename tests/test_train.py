@@ -181,10 +181,20 @@ def test_run_cache_keys_hold_params_and_code(tmp_path, monkeypatch):
 def test_run_code_is_the_models_own_import_closure():
     names = {p.relative_to(experiment.ROOT).as_posix() for p in experiment.run_code_files("DQRec")}
     assert {"dqrec/model.py", "dqrec/augment.py", "dqrec/codesearch.py", "dqrec/dqvae.py", "dqrec/representation.py",
-            "dqrec/train.py", "dqrec/sampling.py", "dqrec/evaluate.py"} == names
+            "dqrec/train.py", "dqrec/sampling.py"} == names
     ease = {p.name for p in experiment.run_code_files("EASE")}
-    assert {"ease.py", "popular.py", "evaluate.py"} == ease  # another model's module never stales EASE's runs
+    assert {"ease.py", "popular.py"} == ease  # another model's module never stales EASE's runs
     assert experiment.code_version("DQRec w/o Lat.") == experiment.code_version("DQRec")
+
+
+def test_run_code_counts_the_evaluator_version(monkeypatch):
+    from dqrec import evaluate
+
+    before = experiment.code_version("EASE")
+    experiment.code_version.cache_clear()
+    monkeypatch.setattr(evaluate, "EVALUATOR_VERSION", evaluate.EVALUATOR_VERSION + 1)
+    assert experiment.code_version("EASE") != before
+    experiment.code_version.cache_clear()
 
 
 def test_truncated_cache_entries_are_recomputed(tmp_path):
