@@ -65,7 +65,7 @@ class CodeItemEmbedding(nn.Module):
         return self.codes(self.code_ids).mean(-2)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.codes(self.code_ids[ids]).mean(-2)
+        return F.embedding(ids, self.weight)  # the (n_items + 2, dim) table once, not D lookups per position
 
 
 class VQRec(SequentialRecommender):
