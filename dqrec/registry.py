@@ -97,6 +97,14 @@ def _load() -> None:
     register("EASE", EASE)
     register("ItemKNN", ItemKNN)
     register("MostPopular", MostPopular)
+    from .baselines.hccf import HCCF
+    from .baselines.lightgcn import LightGCN
+    from .baselines.ncf import NCF
+    from .baselines.ngcf import NGCF
+    from .baselines.simrec import SimRec
+
+    for cls in (NCF, NGCF, LightGCN, HCCF, SimRec):  # the paper's collaborative and graph baselines
+        register(cls.name, cls)
     from .baselines.maerec import MAERec
     from .baselines.vqrec import VQRec
 
