@@ -15,7 +15,8 @@ from dqrec.baselines.vqrec import CodeItemEmbedding, VQRec
 from dqrec.evaluate import evaluate
 from dqrec.registry import make_model, model_names
 
-SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=15, patience=15, progress=False, device="cpu")
+SMALL = {"dim": 16, "max_len": 8, "batch_size": 128, "lr": 5e-3, "epochs": 15, "patience": 15, "progress": False,
+         "device": "cpu"}
 VQ_SMALL = dict(SMALL, text_dim=32, n_code_groups=8, n_codewords=16, dropout=0.1)
 MAE_SMALL = dict(SMALL, n_seeds=5, reconstruction_batch=256, n_reconstruction_negatives=8)
 
@@ -26,6 +27,15 @@ def make_split(ratings, kind="temporal"):
     items = pd.DataFrame({"title": [f"Film {i}" for i in range(n_items)], "genres": ["Drama|Comedy"] * n_items,
                           "year": [1990.0 + i % 10 for i in range(n_items)]}, index=pd.Index(range(n_items)))
     return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these tiny models ran 20x slower with two threads on the shared 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +151,18 @@ def test_transition_graph_links_items_within_distance_of_a_users_training_sequen
     assert edges == {(0, 1), (0, 2), (1, 2), (1, 3), (2, 3), (5, 6)}
 
 
-def test_maerec_graph_uses_training_transitions_only(planted):
-    model = MAERec(**{**MAE_SMALL, "epochs": 1}).fit(planted)
+def test_maerec_graph_uses_training_transitions_only():
+    """Users first walk items 0..4 (early: the training part), then each rates a new item 10 + u late
+    (validation/test): those last transitions must not be edges of the graph MAERec trains on."""
+    rows = [(u, (u + k) % 5, 5.0, float(10 * u + k)) for u in range(10) for k in range(4)]
+    rows += [(u, 10 + u, 5.0, 1000.0 + u) for u in range(10)]
+    split = make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+    assert set(split.part("train").item) <= set(range(5)) and len(split.train) == 40
+    model = MAERec(**{**MAE_SMALL, "epochs": 1}).fit(split)
     got = {tuple(e) for e in model.edges_}
-    assert got == {tuple(e) for e in transition_graph(planted.train, planted.n_items, model.distance)}
-    everything = {tuple(e) for e in transition_graph(planted.samples, planted.n_items, model.distance)}
-    assert everything - got, "the planted data must have transitions that only validation/test hold"
+    assert got == {tuple(e) for e in transition_graph(split.train, split.n_items, model.distance)}
+    assert all(a < 5 and b < 5 for a, b in got)  # no edge reaches a held-out item
+    assert {(a, b) for a in range(5) for b in range(a + 1, 5)} <= got
 
 
 def test_path_masking_on_a_chain_removes_exactly_the_paths_from_the_seed():

@@ -44,8 +44,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dqrec.baselines.sequential import SequentialRecommender
-from dqrec.baselines.transition_graph import (adjacency, consistency_scores, mask_paths, normalized_adjacency,
-                                              transition_graph)
+from dqrec.baselines.transition_graph import (
+    adjacency,
+    consistency_scores,
+    mask_paths,
+    normalized_adjacency,
+    transition_graph,
+)
 from dqrec.sampling import NegativeSampler
 
 
@@ -129,8 +134,9 @@ class MAERec(SequentialRecommender):
                  progress: bool = True):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, 2 * reg, patience, seed,
                          device, progress)
-        for name, value in dict(distance=distance, n_gcn_layers=n_gcn_layers, mask_depth=mask_depth, n_seeds=n_seeds,
-                                mask_steps=mask_steps, reconstruction_batch=reconstruction_batch).items():
+        positive = {"distance": distance, "n_gcn_layers": n_gcn_layers, "mask_depth": mask_depth, "n_seeds": n_seeds,
+                    "mask_steps": mask_steps, "reconstruction_batch": reconstruction_batch}
+        for name, value in positive.items():
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if n_reconstruction_negatives < 2 or n_reconstruction_negatives % 2:
@@ -187,10 +193,9 @@ class MAERec(SequentialRecommender):
             bad_tail[:, half:], bad_head[:, :half] = False, False
             tails[bad_tail] = rng.integers(0, n, bad_tail.sum())
             heads[bad_head] = rng.integers(0, n, bad_head.sum())
-        t = lambda a: torch.from_numpy(a).to(self.device_)  # noqa: E731
-        dec = self.net_.decoder
-        pos_score = dec(layers, t(pos[:, 0]), t(pos[:, 1]))
-        neg_score = dec(layers, t(heads), t(tails)).sum(-1)
+        dev, dec = self.device_, self.net_.decoder
+        pos_score = dec(layers, torch.from_numpy(pos[:, 0]).to(dev), torch.from_numpy(pos[:, 1]).to(dev))
+        neg_score = dec(layers, torch.from_numpy(heads).to(dev), torch.from_numpy(tails).to(dev)).sum(-1)
         return -(pos_score / (pos_score + neg_score + 1e-8)).sum()
 
     def reward(self) -> float:
@@ -224,13 +229,8 @@ class MAERec(SequentialRecommender):
         return loss
 
     # ------------------------------------------------------------------ score
-    @torch.no_grad()
     def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
         """(len(batch), len(items)): dot products with the items encoded on the whole training graph."""
-        was_training = self.net_.training
-        self.net_.eval()
-        self.net_.item_embedding.propagate(self.full_adj_.to(self.device_))
-        rep = self.encode(torch.from_numpy(self.history_[batch.index.to_numpy()]).to(self.device_))
-        item = self.net_.item_embedding(torch.from_numpy(np.asarray(items, np.int64)).to(self.device_))
-        self.net_.train(was_training)
-        return (rep @ item.T).float().cpu().numpy()
+        with torch.no_grad():
+            self.net_.item_embedding.propagate(self.full_adj_.to(self.device_))
+        return super().score(batch, items)

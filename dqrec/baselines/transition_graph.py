@@ -57,7 +57,8 @@ def normalized_adjacency(edges: np.ndarray, n_items: int) -> torch.Tensor:
     inv_sqrt = np.asarray(a.sum(1)).ravel() ** -0.5
     values = a.data * inv_sqrt[a.row] * inv_sqrt[a.col]
     index = torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(values.astype(np.float32)), a.shape).coalesce()
+    return torch.sparse_coo_tensor(index, torch.from_numpy(values.astype(np.float32)), a.shape,
+                                   check_invariants=False).coalesce()
 
 
 def consistency_scores(adj: sp.csr_matrix, embeddings: torch.Tensor, depth: int, path_prob: float,
@@ -103,4 +104,5 @@ def mask_paths(edges: np.ndarray, seeds: np.ndarray, depth: int, path_prob: floa
 def _sparse(m: sp.spmatrix) -> torch.Tensor:
     coo = m.tocoo()
     index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce()
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), coo.shape,
+                                   check_invariants=False).coalesce()

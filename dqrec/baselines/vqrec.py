@@ -35,7 +35,6 @@ attention), tau 0.07, GELU, feed-forward 4 x 64 = 256 (= the authors' inner size
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -103,17 +102,8 @@ class VQRec(SequentialRecommender):
         net.item_embedding.apply(SequenceEncoder._init)  # BERT's normal(0, 0.02), padding row 0
         return net
 
-    def logits(self, rep: torch.Tensor) -> torch.Tensor:
-        """(B, dim) -> (B, n_items) cos(s, e_i) / tau (Eq. 8)."""
-        items = self.net_.item_embedding.weight[:self.n_items_]
-        return F.normalize(rep, dim=-1) @ F.normalize(items, dim=-1).T / self.temperature
-
-    @torch.no_grad()
-    def score(self, batch: pd.DataFrame, items: np.ndarray) -> np.ndarray:
-        """(len(batch), len(items)) cosine of each sample's history representation and the items."""
-        was_training = self.net_.training
-        self.net_.eval()
-        rep = F.normalize(self.encode(torch.from_numpy(self.history_[batch.index.to_numpy()]).to(self.device_)), dim=-1)
-        item = self.net_.item_embedding(torch.from_numpy(np.asarray(items, np.int64)).to(self.device_))
-        self.net_.train(was_training)
-        return (rep @ F.normalize(item, dim=-1).T).float().cpu().numpy()
+    def item_scores(self, rep: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, dim) -> (B, len(items)) cos(s, e_i) / tau (Eq. 8); all items when ``items`` is None."""
+        emb = self.net_.item_embedding.weight
+        emb = emb[:self.n_items_] if items is None else emb[items]
+        return F.normalize(rep, dim=-1) @ F.normalize(emb, dim=-1).T / self.temperature
