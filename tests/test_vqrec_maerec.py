@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dqrec import data
-from dqrec.baselines import NOT_RUN, MostPopular
+from dqrec.baselines import LABELS, NOT_RUN, MostPopular
 from dqrec.baselines.itemtext import ItemTextEncoder, item_texts, opq_codes
 from dqrec.baselines.maerec import MAERec
 from dqrec.baselines.transition_graph import mask_paths, transition_graph
@@ -227,4 +227,5 @@ def test_registered_and_llmrec_has_a_reason_not_a_model():
     assert {"VQRec", "MAERec"} <= set(model_names())
     assert "LLMRec" not in model_names()
     assert "language model" in NOT_RUN["LLMRec"]
+    assert VQRec().text_encoder == "tfidf-svd" and "TF-IDF" in LABELS["VQRec"]  # the default is named where shown
 

@@ -3,6 +3,7 @@ registered by name in :mod:`dqrec.registry`.
 
 :data:`NOT_RUN`: the paper's baselines that have no model here, with the reason, the one place the
 tables read it from (they show the paper's number and this reason instead of ours).
+:data:`LABELS`: how a table or figure names a model whose inputs differ from its paper's.
 """
 from dqrec.baselines.ease import EASE
 from dqrec.baselines.itemknn import ItemKNN
@@ -16,4 +17,8 @@ NOT_RUN = {
                "these runs use, so there is no LLMRec run and no stand-in for one."),
 }
 
-__all__ = ["EASE", "ItemKNN", "MFBPR", "MostPopular", "NOT_RUN", "interaction_matrix"]
+LABELS = {
+    "VQRec": "VQRec (item text: TF-IDF + SVD)",  # the paper encodes item text with BERT; see dqrec.baselines.vqrec
+}
+
+__all__ = ["EASE", "LABELS", "MFBPR", "NOT_RUN", "ItemKNN", "MostPopular", "interaction_matrix"]
