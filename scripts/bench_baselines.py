@@ -42,7 +42,8 @@ def update_bench(rows: list[dict], key=("model", "dataset", "split"), section: s
                  path: Path = BENCH) -> Path:
     """Replace the rows of ``section`` in ``path`` that share ``key`` with ``rows``; keep the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    lock = os.open(path.parent, os.O_RDONLY)  # the folder is the lock: no lock file to commit
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(path.read_text()) if path.exists() else {}
         new = {tuple(r.get(k) for k in key) for r in rows}
@@ -51,6 +52,8 @@ def update_bench(rows: list[dict], key=("model", "dataset", "split"), section: s
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
         os.replace(tmp, path)
+    finally:
+        os.close(lock)
     return path
 
 

@@ -109,14 +109,16 @@ def main():
         test_h = test.loc[test.index.intersection(with_history)]
         for model_name in args.models:
             t0 = time.time()
-            ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False).fit(split)
+            ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False)
+            ours.fit(split)
             fit_seconds = time.time() - t0
             hist = ours.trainer_.history_
             ours_epoch = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
             npz = Path(tmp) / f"{model_name}.npz"
             t0 = time.time()
-            subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, str(ROOT / "scripts" / "recbole_sequential_runner.py"),
-                            tmp, name, model_name, str(args.epochs), str(args.seed), str(npz),
+            runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
+            subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(args.epochs),
+                            str(args.seed), str(npz),
                             json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN})],
                            check=True, cwd=tmp)
             recbole_seconds = time.time() - t0

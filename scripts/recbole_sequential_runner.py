@@ -31,8 +31,9 @@ def main(data_dir, name, model_name, epochs, seed, out, extra):
         alias_of_item_id=["item_id_list"], numerical_features=[], epochs=int(epochs), stopping_step=5, eval_step=1,
         train_batch_size=1024, learning_rate=1e-3, eval_batch_size=1024, metrics=["Recall", "NDCG"], topk=[10],
         valid_metric="NDCG@10", eval_args={"order": "TO", "mode": "full", "group_by": None}, seed=int(seed),
-        reproducibility=True, use_gpu=False, device="cpu", show_progress=False, checkpoint_dir=os.path.join(data_dir, "saved"),
-        save_dataset=False, save_dataloaders=False, **json.loads(extra)))
+        reproducibility=True, use_gpu=False, device="cpu", show_progress=False,
+        checkpoint_dir=os.path.join(data_dir, "saved"), save_dataset=False, save_dataloaders=False,
+        **json.loads(extra)))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)

@@ -14,8 +14,17 @@ from dqrec.evaluate import evaluate
 from dqrec.registry import make_model
 
 SEQUENTIAL = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
-SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=20, patience=20, progress=False, device="cpu")
+SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10, progress=False, device="cpu")
 EXTRA = {"ICLRec": dict(n_intents=8)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread avoids the synchronisation cost of two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_split(ratings, kind="temporal"):
@@ -31,7 +40,7 @@ def planted():
     the next item is the last one plus 1, while every item is about equally popular."""
     rng = np.random.default_rng(0)
     rows = []
-    for u in range(240):
+    for u in range(160):
         start, t0 = rng.integers(0, 60), rng.integers(0, 1000)
         rows += [(u, (start + k) % 60, 5.0, float(t0 + k)) for k in range(12)]
     return make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
@@ -198,3 +207,11 @@ def test_same_seed_same_scores(planted, fitted, name):
     assert np.array_equal(fitted[name].score(test, items), again.score(test, items))
     other = fit(name, planted, seed=1, epochs=1)
     assert not np.allclose(fitted[name].score(test, items), other.score(test, items))
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_profile_parameters_do_not_leak_into_sequential_models(name):
+    """A profile's n_layers, k and beta are DQRec's; a sequential model must not take them."""
+    from dqrec.experiment import model_kwargs, profile_params
+
+    assert set(model_kwargs(name, 0, profile_params("paper"))) <= {"epochs", "patience", "progress", "device", "seed"}

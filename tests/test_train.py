@@ -84,8 +84,8 @@ def test_registry_contract():
         assert type(model)(**{k: v for k, v in params.items()}).get_params() == params
     assert make_model("DQRec w/o Lat.").latent_exploration is False
     assert make_model("DQRec w/o Relat.Aug. All").get_params()["user_linkage_aug"] is False
-    with pytest.raises(ValueError, match="unknown model 'NCF'"):
-        make_model("NCF")
+    with pytest.raises(ValueError, match="unknown model 'NoSuchModel'"):
+        make_model("NoSuchModel")
     with pytest.raises(ValueError, match="takes no parameter"):
         make_model("EASE", epochs=3)
 

@@ -62,10 +62,10 @@ class BERT4Rec(SequentialRecommender):
     def build_net(self, split):
         return BERT4RecNet(super().build_net(split))
 
-    def fit(self, split, validate=None):
+    def setup(self, split):
         self.rows_ = history_rows(split, self.max_len)
         self.is_train_ = (split.samples.part == "train").to_numpy()
-        return super().fit(split, validate)
+        super().setup(split)
 
     def encode(self, seq):
         """The output at a [mask] appended after the most recent max_len - 1 items."""

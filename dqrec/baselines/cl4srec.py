@@ -12,7 +12,8 @@ augmented views of each sample's history (the paper's Eq. 8, L = L_main + lambda
 * L_main: softmax cross-entropy of the next item over all items (``loss_type='CE'`` of that code).
 
 Hyper-parameters (source): dim 64, Adam lr 1e-3, batch 1024 (DQRec paper); 2 blocks, 2 heads, dropout
-0.5 (hidden and attention), GELU, post-LN, max_len 50, eta = 0.6, gamma = 0.3, beta = 0.6, lambda = 0.1,
+0.5 (hidden and attention), GELU, post-LN, max_len 50, eta = 0.6, gamma = 0.3, beta = 0.6 (parameters
+``crop_ratio``, ``mask_ratio``, ``reorder_ratio``: a profile's ``beta`` is DQRec's), lambda = 0.1 (``cl_weight``),
 tau = 1 (the CL4SRec implementation released with DuoRec, github.com/RuihongQiu/DuoRec, whose ML-100K log
 uses dropout 0.5; CL4SRec's authors released no code).
 """
@@ -89,28 +90,29 @@ class CL4SRec(SequentialRecommender):
     causal, norm_first, activation = True, False, "gelu"
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
-                 eta: float = 0.6, gamma: float = 0.3, beta: float = 0.6, cl_weight: float = 0.1,
+                 crop_ratio: float = 0.6, mask_ratio: float = 0.3, reorder_ratio: float = 0.6, cl_weight: float = 0.1,
                  temperature: float = 1.0, epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024,
                  weight_decay: float = 0.0, patience: int = 5, seed: int = 0, device: str = "auto",
                  progress: bool = True):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, weight_decay, patience,
                          seed, device, progress)
-        for name, value in dict(eta=eta, gamma=gamma, beta=beta).items():
+        for name, value in dict(crop_ratio=crop_ratio, mask_ratio=mask_ratio, reorder_ratio=reorder_ratio).items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
         if cl_weight < 0 or temperature <= 0:
             raise ValueError(f"need cl_weight >= 0 and temperature > 0, got {cl_weight}, {temperature}")
-        self.eta, self.gamma, self.beta, self.cl_weight, self.temperature = eta, gamma, beta, cl_weight, temperature
+        self.crop_ratio, self.mask_ratio, self.reorder_ratio = crop_ratio, mask_ratio, reorder_ratio
+        self.cl_weight, self.temperature = cl_weight, temperature
 
-    def fit(self, split, validate=None):
+    def setup(self, split):
         self.generator_ = torch.Generator().manual_seed(self.seed)  # augmentation draws, on the CPU
-        return super().fit(split, validate)
+        super().setup(split)
 
     def train_batch(self, rows, rng):
         batch = super().train_batch(rows, rng)
         seq = batch["seq"].cpu()
-        views = two_views(seq, self.n_items_, mask_id(self.n_items_), self.eta, self.gamma, self.beta, rng,
-                          self.generator_)
+        views = two_views(seq, self.n_items_, mask_id(self.n_items_), self.crop_ratio, self.mask_ratio,
+                          self.reorder_ratio, rng, self.generator_)
         batch["views"] = [v.to(self.device_) for v in views]
         return batch
 

@@ -57,9 +57,9 @@ class DuoRec(SequentialRecommender):
         """Each epoch draws every training sample's same-target partner afresh."""
         self.partner_ = self.train_rows_[same_target_partner(self.items_[self.train_rows_], self.partner_rng_)]
 
-    def fit(self, split, validate=None):
+    def setup(self, split):
         self.partner_rng_ = np.random.default_rng([self.seed, 1])
-        return super().fit(split, validate)
+        super().setup(split)
 
     def train_batch(self, rows, rng):
         batch = super().train_batch(rows, rng)

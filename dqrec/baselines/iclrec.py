@@ -39,7 +39,7 @@ class ICLRec(SASRec):
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  n_intents: int = 256, intent_weight: float = 0.1, instance_weight: float = 0.0,
-                 temperature: float = 1.0, eta: float = 0.2, gamma: float = 0.7, beta: float = 0.2,
+                 temperature: float = 1.0, crop_ratio: float = 0.2, mask_ratio: float = 0.7, reorder_ratio: float = 0.2,
                  kmeans_iterations: int = 20, epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024,
                  weight_decay: float = 0.0, patience: int = 5, seed: int = 0, device: str = "auto",
                  progress: bool = True):
@@ -50,7 +50,8 @@ class ICLRec(SASRec):
                              f"and temperature > 0, got {n_intents}, {kmeans_iterations}, {intent_weight}, "
                              f"{instance_weight}, {temperature}")
         self.n_intents, self.intent_weight, self.instance_weight = n_intents, intent_weight, instance_weight
-        self.temperature, self.eta, self.gamma, self.beta = temperature, eta, gamma, beta
+        self.temperature, self.crop_ratio, self.mask_ratio = temperature, crop_ratio, mask_ratio
+        self.reorder_ratio = reorder_ratio
         self.kmeans_iterations = kmeans_iterations
 
     def pooled(self, seq: torch.Tensor) -> torch.Tensor:
@@ -58,9 +59,9 @@ class ICLRec(SASRec):
         real = (seq != self.n_items_).unsqueeze(-1).float()
         return (self.net_(seq) * real).sum(1) / real.sum(1).clamp(min=1.0)
 
-    def fit(self, split, validate=None):
+    def setup(self, split):
         self.generator_ = torch.Generator().manual_seed(self.seed)
-        return super().fit(split, validate)
+        super().setup(split)
 
     @torch.no_grad()
     def start_epoch(self, epoch):
@@ -78,8 +79,8 @@ class ICLRec(SASRec):
         batch = super().train_batch(rows, rng)
         seq = batch["seq"].cpu()
         batch["views"] = [augment(seq, self.n_items_, mask_id(self.n_items_),
-                                  torch.from_numpy(rng.integers(0, 3, len(seq))), self.eta, self.gamma, self.beta,
-                                  self.generator_).to(self.device_) for _ in range(2)]
+                                  torch.from_numpy(rng.integers(0, 3, len(seq))), self.crop_ratio, self.mask_ratio,
+                                  self.reorder_ratio, self.generator_).to(self.device_) for _ in range(2)]
         return batch
 
     def train_loss(self, batch):

@@ -40,11 +40,11 @@ class SASRec(SequentialRecommender):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, weight_decay, patience,
                          seed, device, progress)
 
-    def fit(self, split, validate=None):
+    def setup(self, split):
         train = split.train
         self.users_ = split.samples.user.to_numpy(np.int64)
         self.sampler_ = NegativeSampler(train.user.to_numpy(), train.item.to_numpy(), split.n_items)
-        return super().fit(split, validate)
+        super().setup(split)
 
     def train_batch(self, rows, rng):
         batch = super().train_batch(rows, rng)

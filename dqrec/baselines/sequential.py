@@ -37,7 +37,9 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
     device, ``rows`` the sample rows (numpy) of the batch;
   - ``train_loss(batch) -> scalar tensor`` (default: the next-item softmax cross-entropy over all items,
     :meth:`next_item_loss`, which CL4SRec, DuoRec and ICLRec all train with);
-  - ``start_epoch(epoch)``: called before the first batch of each epoch (ICLRec's E-step).
+  - ``start_epoch(epoch)``: called before the first batch of each epoch (ICLRec's E-step);
+  - ``setup(split)``: fitted state built before training (call ``super().setup(split)``); a benchmark
+    can call it and time ``train_batch`` / ``train_loss`` steps without training.
 
   Constructor parameters (every subclass lists them in its own ``__init__`` for ``get_params``):
   ``dim=64, lr=1e-3, batch_size=1024`` (the paper's setting for every baseline), ``max_len=50``,
@@ -236,9 +238,8 @@ class SequentialRecommender(Recommender):
         return F.cross_entropy(self.item_scores(rep), target)
 
     # ------------------------------------------------------------------ fit / score
-    def fit(self, split, validate=None):
-        from dqrec.evaluate import validation_criterion
-
+    def setup(self, split) -> None:
+        """Everything fit needs before the first epoch: histories, training rows, the untrained net."""
         self.n_items_ = split.n_items
         self.history_ = history(split, self.max_len)
         self.items_ = split.samples.item.to_numpy(np.int64)
@@ -246,6 +247,12 @@ class SequentialRecommender(Recommender):
         self.device_ = dev = resolve_device(self.device)
         torch.manual_seed(self.seed)  # weight init and dropout masks
         self.net_ = self.build_net(split).to(dev)
+
+    def fit(self, split, validate=None):
+        from dqrec.evaluate import validation_criterion
+
+        self.setup(split)
+        dev = self.device_
         validate = validate or validation_criterion(split, self.seed)
         steps_per_epoch = -(-len(self.train_rows_) // self.batch_size)
         calls = iter(range(10 ** 12))
