@@ -148,8 +148,8 @@ class MAERec(SequentialRecommender):
         self.n_seeds, self.mask_steps, self.n_reconstruction_negatives = n_seeds, mask_steps, n_reconstruction_negatives
         self.reconstruction_batch, self.reward_eps, self.reg = reconstruction_batch, reward_eps, reg
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, split, validate=None):
+    # ------------------------------------------------------------------ setup and training
+    def setup(self, split) -> None:
         train = split.train
         self.users_ = split.samples.user.to_numpy(np.int64)
         self.sampler_ = NegativeSampler(train.user.to_numpy(), train.item.to_numpy(), split.n_items)
@@ -159,7 +159,7 @@ class MAERec(SequentialRecommender):
         self.full_adj_ = normalized_adjacency(self.edges_, split.n_items)
         self.mask_rng_ = np.random.default_rng([self.seed, 1])
         self.steps_, self.main_losses_, self.masked_, self.rewards_ = 0, [], None, []
-        return super().fit(split, validate)
+        super().setup(split)
 
     def build_net(self, split) -> nn.Module:
         return MAERecNet(super().build_net(split), split.n_items, self.dim, self.n_gcn_layers)

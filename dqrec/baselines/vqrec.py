@@ -92,9 +92,9 @@ class VQRec(SequentialRecommender):
         features = ItemTextEncoder(self.text_encoder, self.text_dim, self.seed).encode(item_texts(split.items))
         return opq_codes(features, np.unique(split.train.item.to_numpy()), self.n_code_groups, self.n_codewords)
 
-    def fit(self, split, validate=None):
+    def setup(self, split) -> None:
         self.codes_ = self.item_codes(split)
-        return super().fit(split, validate)
+        super().setup(split)
 
     def build_net(self, split) -> nn.Module:
         net = super().build_net(split)
