@@ -29,22 +29,35 @@ PAPER_HPARAMS = dict(n_layers=4, codebook_size=128, beta=0.25, k=30, k_latent=2)
 # Fig. 3: the values of K, J and L tried one at a time around the paper's setting (L must divide d=64).
 SENSITIVITY_GRID = {"k": [5, 10, 30, 100], "codebook_size": [16, 64, 128, 512], "n_layers": [1, 2, 4, 8, 16]}
 
+# Table 1's models, in its row order: every profile's default ``table1_models`` (a new baseline is added
+# here, or to one profile's list, and every sweep, notebook and script of Table 1 runs it).
+MODEL_NAMES = ("DQRec", "DualTower", "MF-BPR", "EASE", "ItemKNN", "MostPopular")
+
 PROFILES: dict[str, dict] = {
-    "paper": dict(PAPER_HPARAMS, datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
+    "paper": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES),
+                  datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
                   seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]},
+                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]}, ablation_splits=["temporal"],
                   loss_runs={"ml-100k": {"temporal": [0, 1, 2]}, "ml-1m": {"temporal": [0], "random": [0]}},
-                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID),
-    "quick": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k",
+                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
+                  forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
+                  forensics_eval_seeds={"ml-100k": [0, 1, 2], "ml-1m": [0]},
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False),
+    "quick": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-100k": [0]}, loss_runs={"ml-100k": {"temporal": [0]}},
+                  ablation_seeds={"ml-100k": [0]}, ablation_splits=["temporal"],
+                  loss_runs={"ml-100k": {"temporal": [0]}},
                   sensitivity_dataset="ml-100k",
-                  sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
-    "test": dict(PAPER_HPARAMS, datasets=["ml-100k"], main_dataset="ml-100k", seeds=[0], epochs=2, patience=1,
-                 seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
-                 loss_runs={"ml-100k": {"temporal": [0]}},
+                  sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
+                  forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=True),
+    "test": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
+                 seeds=[0], epochs=2, patience=1, seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
+                 ablation_splits=["temporal"], loss_runs={"ml-100k": {"temporal": [0]}},
                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
-                 sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
+                 sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
+                 forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
+                 forensics_models=["MostPopular"], forensics_compute=True),
 }
 
 
@@ -257,7 +270,6 @@ def timer():
 # --------------------------------------------------------------------------------------------
 # Running models
 # --------------------------------------------------------------------------------------------
-MODEL_NAMES = ("DQRec", "DualTower", "MF-BPR", "EASE", "ItemKNN", "MostPopular")
 
 # Table 3 (Section 6.3): each ablation is DQRec with parts of Eq. 20 switched off; as a model name,
 # "DQRec <variant>" (e.g. "DQRec w/o Lat."), in the paper's row order.
@@ -402,27 +414,31 @@ def split_fingerprint(split) -> str:
                     split.user_seq, split.item_seq, split.user_features.categorical, split.user_features.multi_hot,
                     split.item_features.categorical, split.item_features.multi_hot):
             digest.update(np.ascontiguousarray(arr).tobytes())
+        if tuple(split.train_parts) != ("train",):  # a forensic split that fits on more than train
+            digest.update(("train_parts:" + ",".join(split.train_parts)).encode())
         split.params["fingerprint"] = digest.hexdigest()[:12]
     return split.params["fingerprint"]
 
 
-def run_spec(split, model: str, seed: int, params: dict) -> dict:
-    """Everything that shapes a run's result: model and every constructor parameter, data, seed, code."""
+def run_spec(split, model: str, seed: int, params: dict, cell: dict | None = None) -> dict:
+    """Everything that shapes a run's result: model and every constructor parameter, data, seed, code;
+    ``cell``: the forensic settings of a protocol-forensics run (:mod:`dqrec.forensics`), absent otherwise."""
     from .registry import make_model
 
     kw = model_kwargs(model, seed, params)
     model_params = {k: v for k, v in make_model(model, **kw).get_params().items() if k not in ("progress", "device")}
     if model in TUNING_GRIDS and params.get("tune", True):
         model_params["tuning_grid"] = TUNING_GRIDS[model]
-    return dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
+    spec = dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
                 split_seed=split.params["seed"], data=split_fingerprint(split), seed=seed, code=code_version(model))
+    return spec if cell is None else dict(spec, forensics=cell)
 
 
-def run_key(split, model: str, seed: int, params: dict) -> str:
+def run_key(split, model: str, seed: int, params: dict, cell: dict | None = None) -> str:
     """A file name that changes whenever anything that shapes the run's result changes."""
     import hashlib
 
-    spec = run_spec(split, model, seed, params)
+    spec = run_spec(split, model, seed, params, cell)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9-]+", "-", model).strip("-")  # "DQRec w/o Lat." -> "DQRec-w-o-Lat"
     return f"{split.name}_{split.kind}_{safe}_s{seed}_{digest}"
@@ -436,8 +452,13 @@ RUN_ROWS = 2 * 2 * 3  # protocols x metrics (Recall, NDCG) x k in (5, 10, 20): w
 
 
 def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename onto ``path``: a killed process never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``write(tmp_path)`` then rename onto ``path``: a killed process never leaves half a file, and two
+    processes (two sweep drivers, on one host or on hosts sharing the folder) never write the same
+    temporary file."""
+    import socket
+    import uuid
+
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -445,9 +466,9 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_cached_run(path: Path, n_samples: int):
+def read_cached_run(path: Path, n_samples: int, n_rows: int = RUN_ROWS, columns=RUN_COLUMNS):
     """The rows and ranks of a cached run, or None (with a warning naming the file) if it is unusable:
-    missing columns, wrong row count, non-finite values, another test set's size, unreadable ranks."""
+    missing ``columns``, not ``n_rows`` rows, non-finite values, another test set's size, unreadable ranks."""
     import warnings
 
     csv, npz = path.with_suffix(".csv"), path.with_suffix(".npz")
@@ -457,8 +478,8 @@ def read_cached_run(path: Path, n_samples: int):
         res = pd.read_csv(csv)
         with np.load(npz) as f:
             ranks = {k: f[k] for k in f.files}
-        problem = (f"columns {sorted(set(RUN_COLUMNS) - set(res.columns))} missing" if set(RUN_COLUMNS) - set(res.columns)
-                   else f"{len(res)} rows instead of {RUN_ROWS}" if len(res) != RUN_ROWS
+        problem = (f"columns {sorted(set(columns) - set(res.columns))} missing" if set(columns) - set(res.columns)
+                   else f"{len(res)} rows instead of {n_rows}" if len(res) != n_rows
                    else "non-finite or out-of-range metric values" if not np.isfinite(res.value).all()
                    or not res.value.between(0, 1).all()
                    else f"{int(res.n_samples.iloc[0])} test samples, this test split has {n_samples}"
@@ -473,10 +494,53 @@ def read_cached_run(path: Path, n_samples: int):
     return res, ranks
 
 
+def is_deterministic(name: str) -> bool:
+    """A model that takes no ``seed`` (EASE, ItemKNN, MostPopular) gives the same run for every seed:
+    sweeps run it once, with the first seed."""
+    import inspect
+
+    from .registry import make_model
+
+    return "seed" not in inspect.signature(type(make_model(name)).__init__).parameters
+
+
+def compute_run(split, name: str, seed: int, params: dict):
+    """Fit model ``name`` on ``split`` and test it under both protocols: (rows, per-sample ranks, record),
+    the rows in :data:`RUN_COLUMNS`, the record what the run's ``.json`` keeps beside :func:`run_spec`
+    (training history, tuning points, machine)."""
+    from .evaluate import evaluate
+
+    with timer() as fit_time:
+        model = fit_model(name, split, seed, params)
+    with timer() as eval_time:
+        res, sample_ranks = evaluate(model.scorer("test"), split.test, split.known(), split.n_items,
+                                     seed=seed, progress=False, return_ranks=True)
+    trained = model.trainer_.summary() if hasattr(model, "trainer_") else {}
+    res = res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
+                     fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
+                     epochs_run=trained.get("epochs_run", 0), best_epoch=trained.get("best_epoch", 0),
+                     stopped_by=trained.get("stopped_by", "closed form"),
+                     tuned=_tuned_point(model), git_sha=git_sha())
+    record = dict(history=getattr(model, "history_", None), tuning=getattr(model, "tuning_", None),
+                  machine=machine(model))
+    return res[RUN_COLUMNS], sample_ranks, record
+
+
+def write_run(path: Path, spec: dict, res: pd.DataFrame, sample_ranks: dict, record: dict) -> None:
+    """Store a run as ``path``.json (``spec`` and ``record``), .npz (ranks) and .csv (rows), each file
+    atomically and the .csv last: a run counts as cached (:func:`read_cached_run`) only once all are whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps(dict(spec, **record), indent=1, default=str) + "\n"
+    _atomic_write(path.with_suffix(".json"), lambda p: p.write_text(meta))
+    _atomic_write(path.with_suffix(".npz"), lambda p: np.savez_compressed(open(p, "wb"), **sample_ranks))
+    _atomic_write(path.with_suffix(".csv"), lambda p: res.to_csv(p, index=False))
+
+
 def run_models(split, models, seeds, params: dict, progress: bool = True, ranks: dict | None = None,
                cache: Path | None = None) -> pd.DataFrame:
-    """Fit and test every (model, seed); long format with both protocols, the wall time of each run and
-    how training ended (epochs run, best epoch, ``patience`` or ``max_epochs``).
+    """Fit and test every (model, seed) on one prepared ``split``, serially (:func:`dqrec.sweep.execute`
+    with one split); long format with both protocols, the wall time of each run and how training ended
+    (epochs run, best epoch, ``patience`` or ``max_epochs``). A model without a seed runs once.
 
     ranks: if a dict is given, ``ranks[(dataset, split, model)]`` receives the first seed's per-sample
         ranks under each protocol (for plots relating the two protocols).
@@ -484,45 +548,14 @@ def run_models(split, models, seeds, params: dict, progress: bool = True, ranks:
         file exists and passes :func:`read_cached_run` is read instead of recomputed, so an interrupted
         sweep resumes where it stopped. Files are written atomically.
     """
-    from tqdm import tqdm
+    from . import sweep
 
-    from .evaluate import evaluate
-
-    if cache is not None:
-        check_writable(Path(cache))
-    frames = []
-    for name in models:
-        deterministic = name in ("EASE", "ItemKNN", "MostPopular")
-        for seed in tqdm(seeds[:1] if deterministic else seeds, desc=name, disable=not progress, leave=False):
-            path = None if cache is None else Path(cache) / run_key(split, name, seed, params)
-            cached = None if path is None else read_cached_run(path, len(split.test))
-            if cached is not None:
-                res, sample_ranks = cached
-            else:
-                with timer() as fit_time:
-                    model = fit_model(name, split, seed, params)
-                with timer() as eval_time:
-                    res, sample_ranks = evaluate(model.scorer("test"), split.test, split.known(), split.n_items,
-                                                 seed=seed, progress=False, return_ranks=True)
-                trained = model.trainer_.summary() if hasattr(model, "trainer_") else {}
-                res = res.assign(dataset=split.name, split=split.kind, model=name, seed=seed,
-                                 fit_seconds=round(fit_time(), 2), eval_seconds=round(eval_time(), 2),
-                                 epochs_run=trained.get("epochs_run", 0), best_epoch=trained.get("best_epoch", 0),
-                                 stopped_by=trained.get("stopped_by", "closed form"),
-                                 tuned=_tuned_point(model), git_sha=git_sha())
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    spec = dict(run_spec(split, name, seed, params), history=getattr(model, "history_", None),
-                                tuning=getattr(model, "tuning_", None), machine=machine(model))
-                    _atomic_write(path.with_suffix(".json"),
-                                  lambda p: p.write_text(json.dumps(spec, indent=1, default=str) + "\n"))
-                    _atomic_write(path.with_suffix(".npz"),
-                                  lambda p: np.savez_compressed(open(p, "wb"), **sample_ranks))
-                    _atomic_write(path.with_suffix(".csv"), lambda p: res.to_csv(p, index=False))
-            if ranks is not None and seed == seeds[0]:
-                ranks[(split.name, split.kind, name)] = sample_ranks
-            frames.append(res)
-    return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
+    runs = sweep.product(params, [split.name], [split.kind], models, seeds)
+    out = sweep.execute(runs, params, cache=cache, splits={(split.name, split.kind): split}, progress=progress,
+                        log=None)
+    if ranks is not None:
+        ranks.update(out.ranks)
+    return out.results[RUN_COLUMNS]
 
 
 def machine(model=None) -> dict:
