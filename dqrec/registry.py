@@ -113,3 +113,8 @@ def _load() -> None:
 
     for cls in (SASRec, BERT4Rec, CL4SRec, DuoRec, ICLRec):  # sequential baselines (Table 1)
         register(cls.__name__, cls)
+    from .baselines.maerec import MAERec
+    from .baselines.vqrec import VQRec
+
+    for cls in (MAERec, VQRec):  # sequential baselines with a transition graph / text codes (Table 1)
+        register(cls.__name__, cls)
