@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: book test notebooks venv bench clean
+.PHONY: book test check-book notebooks venv bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ venv: $(VENV)/.installed
 
 book: venv
 	$(PY) scripts/build_book.py --profile $(PROFILE)
+
+# Open every rendered page in headless Chromium (Debian package `chromium`): broken images, tracebacks,
+# un-rendered math, horizontal overflow, chapters without "What we found". Run after `make book`.
+check-book: venv
+	$(PY) scripts/check_book.py
 
 test: venv
 	$(VENV)/bin/pytest tests

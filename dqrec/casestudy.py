@@ -47,8 +47,8 @@ def taste_vectors(split: Split, users: np.ndarray) -> np.ndarray:
 def pair_summary(split: Split, aug: SideAugmentation, chunk: int = 1024) -> pd.DataFrame:
     """All pairs of stored users, grouped by the number of codes they share (0..L).
 
-    Per group: pairs, mean history Jaccard, share of pairs with no common item, mean genre cosine,
-    and mean genre cosine among the pairs with no common item.
+    Per group: pairs, mean history Jaccard, share and number of pairs with no common item, mean and sd
+    of the genre cosine, over all pairs and over the pairs with no common item (NaN where no pair is).
     """
     if aug.side != "user":
         raise ValueError("the case study compares users: pass the user-side augmentation")
@@ -58,7 +58,8 @@ def pair_summary(split: Split, aug: SideAugmentation, chunk: int = 1024) -> pd.D
     sizes = np.asarray(x.sum(1)).ravel()
     g = taste_vectors(split, users)
     levels = codes.shape[1] + 1
-    acc = np.zeros((levels, 5))  # pairs, sum jaccard, no-overlap pairs, sum cosine, sum cosine | no overlap
+    # per level: pairs, sum jaccard, no-overlap pairs, sum and sum of squares of the cosine (all, no overlap)
+    acc = np.zeros((levels, 7))
     xt = x.T.tocsc()
     for start in range(0, len(users), chunk):
         rows = slice(start, start + chunk)
@@ -71,13 +72,21 @@ def pair_summary(split: Split, aug: SideAugmentation, chunk: int = 1024) -> pd.D
         none = upper & (inter == 0)
         for level in range(levels):
             at = upper & (shared == level)
-            acc[level] += [at.sum(), jaccard[at].sum(), (at & none).sum(), cosine[at].sum(), cosine[at & none].sum()]
-    pairs = acc[:, 0]
+            c_all, c_none = cosine[at].astype(np.float64), cosine[at & none].astype(np.float64)
+            acc[level] += [at.sum(), jaccard[at].sum(), len(c_none), c_all.sum(), c_none.sum(), (c_all ** 2).sum(),
+                           (c_none ** 2).sum()]
+    pairs, none_pairs = acc[:, 0], acc[:, 2]
+
+    def sd(total, squares, n):  # sample sd from sums; NaN below two pairs
+        return np.sqrt(np.maximum(squares - total ** 2 / n, 0) / (n - 1))
+
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({"shared_codes": np.arange(levels), "pairs": pairs.astype(np.int64),
-                             "history_jaccard": acc[:, 1] / pairs, "share_no_common_item": acc[:, 2] / pairs,
-                             "genre_cosine": acc[:, 3] / pairs,
-                             "genre_cosine_no_common_item": acc[:, 4] / acc[:, 2]})
+                             "history_jaccard": acc[:, 1] / pairs, "share_no_common_item": none_pairs / pairs,
+                             "pairs_no_common_item": none_pairs.astype(np.int64),
+                             "genre_cosine": acc[:, 3] / pairs, "genre_cosine_sd": sd(acc[:, 3], acc[:, 5], pairs),
+                             "genre_cosine_no_common_item": acc[:, 4] / none_pairs,
+                             "genre_cosine_no_common_item_sd": sd(acc[:, 4], acc[:, 6], none_pairs)})
 
 
 def case_pair(split: Split, aug: SideAugmentation, seed: int = 0, min_items: int = 20) -> tuple[int, int]:

@@ -883,6 +883,9 @@ class Split:
     item_features: FeatureTable
     items: pd.DataFrame  # raw item attributes, aligned with the item index (titles for the book)
     params: dict = field(default_factory=dict)
+    # The parts models fit on (``train``); ("train", "valid", "test") is the forensic "training on
+    # evaluation data" cell, never a default.
+    train_parts: tuple = ("train",)
 
     @property
     def n_users(self) -> int:
@@ -897,7 +900,7 @@ class Split:
 
     @property
     def train(self) -> pd.DataFrame:
-        return self.part("train")
+        return self.samples[self.samples.part.isin(self.train_parts)]
 
     @property
     def valid(self) -> pd.DataFrame:
@@ -1020,15 +1023,54 @@ def random_split(interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int =
     return df.assign(part=parts)
 
 
-def recent_sequences(owner: np.ndarray, other: np.ndarray, timestamp: np.ndarray, length: int) -> np.ndarray:
+def user_temporal_split(interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1)) -> pd.DataFrame:
+    """Each user's positives in time order cut at the cumulative ratios (per-user chronological 8:1:1).
+
+    A user's test samples follow their train samples, but other users' training samples may come
+    later on the global timeline. Rows stay sorted along the global timeline.
+    """
+    r = _check_ratios(ratios)
+    if len(interactions) == 0:
+        raise ValueError("no interactions to split")
+    df = interactions.sort_values(["timestamp", "user", "item"], kind="stable").reset_index(drop=True)
+    rank = df.groupby("user").cumcount().to_numpy()
+    n = df.groupby("user").user.transform("size").to_numpy()
+    cut1, cut2 = np.round(n * r[0]).astype(np.int64), np.round(n * (r[0] + r[1])).astype(np.int64)
+    return df.assign(part=np.where(rank < cut1, "train", np.where(rank < cut2, "valid", "test")).astype(object))
+
+
+def leave_one_out_split(interactions: pd.DataFrame, min_positives: int = 3) -> pd.DataFrame:
+    """Each user's last positive (global time order) is test and the one before it valid, for users
+    with at least ``min_positives`` positives; everything else is train."""
+    if len(interactions) == 0:
+        raise ValueError("no interactions to split")
+    df = interactions.sort_values(["timestamp", "user", "item"], kind="stable").reset_index(drop=True)
+    from_end = df.groupby("user").cumcount(ascending=False).to_numpy()
+    enough = df.groupby("user").user.transform("size").to_numpy() >= min_positives
+    part = np.where(enough & (from_end == 0), "test", np.where(enough & (from_end == 1), "valid", "train"))
+    return df.assign(part=part.astype(object))
+
+
+SPLITS = ("temporal", "random", "user_temporal", "leave_one_out")
+# What S_u / S_i of a sample at time t hold: "before" (ours: strictly before t), "at_or_before" (also
+# the owner's other interactions in the same second), "with_target" (the sample's own interaction
+# first, then strictly before t), "static" (the owner's last interactions over all data, future included).
+SEQUENCE_RULES = ("before", "at_or_before", "with_target", "static")
+
+
+def recent_sequences(owner: np.ndarray, other: np.ndarray, timestamp: np.ndarray, length: int,
+                     rule: str = "before") -> np.ndarray:
     """For every row, the ``other`` values of the same ``owner`` strictly before its timestamp.
 
     owner, other, timestamp: (N,) arrays (e.g. user, item, time). Returns (N, length) int32, most
     recent first, padded with PAD. Rows tied in time with the sample are excluded, so no sample sees
     its own or a later interaction. Vectorised: one sort, no Python loop over rows.
+    ``rule`` (forensics, see :data:`SEQUENCE_RULES`) builds the leaky variants instead.
     """
     if length < 1:
         raise ValueError(f"sequence length must be >= 1, got {length}")
+    if rule not in SEQUENCE_RULES:
+        raise ValueError(f"sequence rule must be one of {SEQUENCE_RULES}, got {rule!r}")
     n = len(owner)
     order = np.lexsort((other, timestamp, owner))  # by owner, then time
     o, t, x = owner[order], timestamp[order], other[order]
@@ -1036,7 +1078,19 @@ def recent_sequences(owner: np.ndarray, other: np.ndarray, timestamp: np.ndarray
     new_time = new_owner | np.r_[True, t[1:] != t[:-1]]
     owner_start = np.maximum.accumulate(np.where(new_owner, np.arange(n), 0))
     group_start = np.maximum.accumulate(np.where(new_time, np.arange(n), 0))  # first row at this time
-    idx = group_start[:, None] - 1 - np.arange(length)[None, :]  # rows strictly earlier, latest first
+    j = np.arange(length)[None, :]
+    if rule == "before":
+        idx = group_start[:, None] - 1 - j  # rows strictly earlier, latest first
+    else:
+        ends = lambda flag: np.minimum.accumulate(np.where(flag, np.arange(n) + 1, n)[::-1])[::-1]
+        row = np.arange(n)[:, None]
+        if rule == "at_or_before":  # rows up to the last one at this time, skipping the row itself
+            top = ends(np.r_[new_time[1:], True])[:, None] - 1 - j
+            idx = np.where(top <= row, top - 1, top)
+        elif rule == "with_target":
+            idx = np.where(j == 0, row, group_start[:, None] - j)
+        else:  # static: the owner's last rows over all data
+            idx = ends(np.r_[new_owner[1:], True])[:, None] - 1 - j
     valid = idx >= owner_start[:, None]
     seq_sorted = np.where(valid, x[np.clip(idx, 0, None)], PAD).astype(np.int32)
     out = np.empty_like(seq_sorted)
@@ -1044,13 +1098,26 @@ def recent_sequences(owner: np.ndarray, other: np.ndarray, timestamp: np.ndarray
     return out
 
 
+def same_second_share(split: "Split") -> float:
+    """Share of positives that share their timestamp with another positive of the same user."""
+    return float(split.samples.duplicated(["user", "timestamp"], keep=False).mean())
+
+
 def prepare(dataset: Dataset, split: str = "temporal", ratios=(0.8, 0.1, 0.1), seq_len: int = 20,
-            threshold: float = POSITIVE_THRESHOLD, seed: int = 0) -> Split:
-    """Positives -> contiguous indices -> split -> recent sequences S_u, S_i -> side features."""
-    if split not in ("temporal", "random"):
-        raise ValueError(f"split must be 'temporal' or 'random', got {split!r}")
+            threshold: float = POSITIVE_THRESHOLD, seed: int = 0, user_seq_rule: str = "before",
+            item_seq_rule: str = "before") -> Split:
+    """Positives -> contiguous indices -> split -> recent sequences S_u, S_i -> side features.
+
+    split: one of :data:`SPLITS` ("temporal", ours; the rest for forensics: "random", per-user
+    chronological "user_temporal", "leave_one_out", which ignores ``ratios``). user_seq_rule,
+    item_seq_rule: how S_u and S_i are built (:data:`SEQUENCE_RULES`; "before" is leak-free).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     inter, user_ids, item_ids = _positive_interactions(dataset.ratings, threshold)
-    samples = temporal_split(inter, ratios) if split == "temporal" else random_split(inter, ratios, seed)
+    samples = (temporal_split(inter, ratios) if split == "temporal" else random_split(inter, ratios, seed)
+               if split == "random" else user_temporal_split(inter, ratios) if split == "user_temporal"
+               else leave_one_out_split(inter))
     sizes = samples.part.value_counts()
     empty = [p for p in ("train", "valid", "test") if sizes.get(p, 0) == 0]
     if empty:
@@ -1059,13 +1126,16 @@ def prepare(dataset: Dataset, split: str = "temporal", ratios=(0.8, 0.1, 0.1), s
                          "are too few for these ratios. Use more data, a lower threshold or larger valid/test ratios.")
     u, i, t = (samples[c].to_numpy() for c in ("user", "item", "timestamp"))
     items = dataset.items.reindex(np.asarray(item_ids))
+    rules = {k: v for k, v in (("user_seq_rule", user_seq_rule), ("item_seq_rule", item_seq_rule)) if v != "before"}
     return Split(
         name=dataset.name, kind=split, samples=samples,
-        user_seq=recent_sequences(u, i, t, seq_len), item_seq=recent_sequences(i, u, t, seq_len),
+        user_seq=recent_sequences(u, i, t, seq_len, user_seq_rule), item_seq=recent_sequences(i, u, t, seq_len,
+                                                                                              item_seq_rule),
         user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids),
         user_features=FeatureTable.from_frame(dataset.users, np.asarray(user_ids), USER_FEATURES),
         item_features=FeatureTable.from_frame(dataset.items, np.asarray(item_ids), ITEM_FEATURES, multi="genres"),
         items=items,
         params=dict(split=split, ratios=tuple(float(x) for x in ratios), seq_len=seq_len, threshold=threshold,
-                    seed=seed, checksum=_content_digest(samples, user_ids, item_ids, dataset.users, dataset.items)),
+                    seed=seed, checksum=_content_digest(samples, user_ids, item_ids, dataset.users, dataset.items),
+                    **rules),
     )

@@ -39,18 +39,25 @@ PROFILES: dict[str, dict] = {
                   seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]}, ablation_splits=["temporal"],
                   loss_runs={"ml-100k": {"temporal": [0, 1, 2]}, "ml-1m": {"temporal": [0], "random": [0]}},
-                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID),
+                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
+                  forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
+                  forensics_eval_seeds={"ml-100k": [0, 1, 2], "ml-1m": [0]},
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False),
     "quick": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-100k": [0]}, ablation_splits=["temporal"],
                   loss_runs={"ml-100k": {"temporal": [0]}},
                   sensitivity_dataset="ml-100k",
-                  sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
+                  sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
+                  forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=True),
     "test": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                  seeds=[0], epochs=2, patience=1, seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
                  ablation_splits=["temporal"], loss_runs={"ml-100k": {"temporal": [0]}},
                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
-                 sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]}),
+                 sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
+                 forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
+                 forensics_models=["MostPopular"], forensics_compute=True),
 }
 
 
@@ -407,27 +414,31 @@ def split_fingerprint(split) -> str:
                     split.user_seq, split.item_seq, split.user_features.categorical, split.user_features.multi_hot,
                     split.item_features.categorical, split.item_features.multi_hot):
             digest.update(np.ascontiguousarray(arr).tobytes())
+        if tuple(split.train_parts) != ("train",):  # a forensic split that fits on more than train
+            digest.update(("train_parts:" + ",".join(split.train_parts)).encode())
         split.params["fingerprint"] = digest.hexdigest()[:12]
     return split.params["fingerprint"]
 
 
-def run_spec(split, model: str, seed: int, params: dict) -> dict:
-    """Everything that shapes a run's result: model and every constructor parameter, data, seed, code."""
+def run_spec(split, model: str, seed: int, params: dict, cell: dict | None = None) -> dict:
+    """Everything that shapes a run's result: model and every constructor parameter, data, seed, code;
+    ``cell``: the forensic settings of a protocol-forensics run (:mod:`dqrec.forensics`), absent otherwise."""
     from .registry import make_model
 
     kw = model_kwargs(model, seed, params)
     model_params = {k: v for k, v in make_model(model, **kw).get_params().items() if k not in ("progress", "device")}
     if model in TUNING_GRIDS and params.get("tune", True):
         model_params["tuning_grid"] = TUNING_GRIDS[model]
-    return dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
+    spec = dict(model=model, params=model_params, dataset=split.name, split=split.kind, seq_len=split.params["seq_len"],
                 split_seed=split.params["seed"], data=split_fingerprint(split), seed=seed, code=code_version(model))
+    return spec if cell is None else dict(spec, forensics=cell)
 
 
-def run_key(split, model: str, seed: int, params: dict) -> str:
+def run_key(split, model: str, seed: int, params: dict, cell: dict | None = None) -> str:
     """A file name that changes whenever anything that shapes the run's result changes."""
     import hashlib
 
-    spec = run_spec(split, model, seed, params)
+    spec = run_spec(split, model, seed, params, cell)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9-]+", "-", model).strip("-")  # "DQRec w/o Lat." -> "DQRec-w-o-Lat"
     return f"{split.name}_{split.kind}_{safe}_s{seed}_{digest}"
@@ -455,9 +466,9 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_cached_run(path: Path, n_samples: int):
+def read_cached_run(path: Path, n_samples: int, n_rows: int = RUN_ROWS, columns=RUN_COLUMNS):
     """The rows and ranks of a cached run, or None (with a warning naming the file) if it is unusable:
-    missing columns, wrong row count, non-finite values, another test set's size, unreadable ranks."""
+    missing ``columns``, not ``n_rows`` rows, non-finite values, another test set's size, unreadable ranks."""
     import warnings
 
     csv, npz = path.with_suffix(".csv"), path.with_suffix(".npz")
@@ -467,8 +478,8 @@ def read_cached_run(path: Path, n_samples: int):
         res = pd.read_csv(csv)
         with np.load(npz) as f:
             ranks = {k: f[k] for k in f.files}
-        problem = (f"columns {sorted(set(RUN_COLUMNS) - set(res.columns))} missing" if set(RUN_COLUMNS) - set(res.columns)
-                   else f"{len(res)} rows instead of {RUN_ROWS}" if len(res) != RUN_ROWS
+        problem = (f"columns {sorted(set(columns) - set(res.columns))} missing" if set(columns) - set(res.columns)
+                   else f"{len(res)} rows instead of {n_rows}" if len(res) != n_rows
                    else "non-finite or out-of-range metric values" if not np.isfinite(res.value).all()
                    or not res.value.between(0, 1).all()
                    else f"{int(res.n_samples.iloc[0])} test samples, this test split has {n_samples}"

@@ -9,6 +9,10 @@ import seaborn as sns
 from .data import Split
 from .experiment import ABLATIONS
 
+PALETTE = "colorblind"  # Okabe-Ito-like, safe for the common colour-vision deficiencies
+sns.set_palette(PALETTE)
+SYMBOLS = {"k": "K", "codebook_size": "J", "n_layers": "L"}  # the paper's symbols for the swept parameters
+
 
 def activity(split: Split) -> plt.Figure:
     """Positives per user and per item (log-log rank plots), the long tails CF has to live with."""
@@ -42,46 +46,62 @@ def history_at_sample(split: Split) -> plt.Figure:
     return fig
 
 
-def table1_bars(summary: pd.DataFrame, metric: str = "Recall", k: int = 10) -> plt.Figure:
-    """Mean metric@k per model (error bars: sd over seeds), one panel per (dataset, protocol), hue = split."""
-    df = summary[(summary.metric == metric) & (summary.k == k)]
+def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: int = 10) -> plt.Figure:
+    """One data set's mean metric@k per model (error bars: sd over seeds), a panel per protocol, hue =
+    split; page-wide (8 x 3.2 in) with a colour-blind-safe palette and the legend below the panels."""
+    df = summary[(summary.dataset == dataset) & (summary.metric == metric) & (summary.k == k)]
     models, splits = list(dict.fromkeys(df.model)), list(dict.fromkeys(df.split))
-    grid = sns.catplot(df, x="model", y="mean", hue="split", col="protocol", row="dataset", kind="bar",
-                       order=models, hue_order=splits, height=3.2, aspect=1.6, sharey=False, errorbar=None)
-    for (dataset, protocol), ax in grid.axes_dict.items():
-        for bars, split in zip(ax.containers, splits):
-            part = df[(df.dataset == dataset) & (df.protocol == protocol) & (df.split == split)]
-            part = part.set_index("model").reindex(models)
-            ax.errorbar([b.get_x() + b.get_width() / 2 for b in bars], part["mean"], yerr=part["std"], fmt="none",
-                        c="k", lw=1)
-        ax.tick_params(axis="x", rotation=30)
-    grid.set_axis_labels("", f"{metric}@{k}")
-    return grid.figure
+    protocols = sorted(set(df.protocol), key=lambda p: p != "in_batch")  # the paper's protocol first
+    colours = dict(zip(splits, sns.color_palette("colorblind", len(splits))))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(8, 3.2), squeeze=False)
+    width = 0.8 / len(splits)
+    for ax, protocol in zip(axes[0], protocols):
+        for j, split in enumerate(splits):
+            part = df[(df.protocol == protocol) & (df.split == split)].set_index("model").reindex(models)
+            x = np.arange(len(models)) + (j - (len(splits) - 1) / 2) * width
+            ax.bar(x, part["mean"], width, yerr=part["std"], color=colours[split], label=f"{split} split",
+                   error_kw=dict(lw=1))
+        ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize=8)
+        ax.set(title=f"{protocol} protocol", ylabel=f"{metric}@{k}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(splits), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle(f"{dataset}: {metric}@{k}, mean over seeds (bars: sd)", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
-    """Full-ranking Recall@K' against K', one panel per (dataset, split); dots: in-batch Recall@k
-    placed where it meets the model's own full-ranking curve."""
+    """Full-ranking Recall@n against the cut-off n, a panel per (dataset, split) in a grid (rows:
+    data sets, columns: splits); dots: in-batch Recall@k placed where it meets the model's own
+    full-ranking curve. (n, not K': the paper's K' is the number of latent neighbours.)"""
     from .evaluate import equivalent_full_k
 
-    panels = sorted({(d, s) for d, s, _ in ranks})
+    datasets = list(dict.fromkeys(d for d, _, _ in ranks))
+    splits = list(dict.fromkeys(s for _, s, _ in ranks))
     models = list(dict.fromkeys(m for _, _, m in ranks))
-    colours = dict(zip(models, sns.color_palette("tab10", len(models))))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, sharey=True)
-    ks = np.arange(1, max_k + 1)
-    for ax, (dataset, split) in zip(axes[0], panels):
+    colours = dict(zip(models, sns.color_palette("colorblind", len(models))))
+    fig, axes = plt.subplots(len(datasets), len(splits), figsize=(8, 2.6 * len(datasets) + 0.8), squeeze=False,
+                             sharey=True, sharex=True)
+    ns = np.arange(1, max_k + 1)
+    for (i, dataset), (j, split) in ((a, b) for a in enumerate(datasets) for b in enumerate(splits)):
+        ax = axes[i, j]
         for model in models:
             r = ranks.get((dataset, split, model))
             if r is None:
                 continue
-            ax.plot(ks, [(r["full"] < kk).mean() for kk in ks], color=colours[model], label=model)
+            ax.plot(ns, [(r["full"] < n).mean() for n in ns], color=colours[model], label=model, lw=1.2)
             ax.scatter([min(equivalent_full_k(r, k), max_k)], [(r["in_batch"] < k).mean()], color=colours[model],
-                       zorder=3)
-        ax.set(xlabel="K' (full ranking)", title=f"{dataset}, {split} split")
-    axes[0, 0].set_ylabel("full-ranking Recall@K'")
-    axes[0, -1].legend(fontsize=8)
-    fig.suptitle(f"Dots: each model's in-batch Recall@{k} on its full-ranking curve", y=1.02)
-    fig.tight_layout()
+                       zorder=3, s=14)
+        ax.set_title(f"{dataset}, {split} split", fontsize=9)
+        if i == len(datasets) - 1:
+            ax.set_xlabel("n (full-ranking cut-off)")
+        if j == 0:
+            ax.set_ylabel("Recall@n, full")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 6), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Dots: each model's in-batch Recall@{k} on its own full-ranking curve", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -93,8 +113,8 @@ def svd_spectrum(variances: dict) -> plt.Figure:
         n = np.arange(1, len(v) + 1)
         axes[0].semilogy(n, v, marker=".", label=side)
         axes[1].plot(n, np.cumsum(v) / v.sum(), marker=".", label=side)
-    axes[0].set(xlabel="SVD dimension n", ylabel="variance sigma_n^2 / N", title="Variance per decorrelated dimension")
-    axes[1].set(xlabel="SVD dimension n", ylabel="cumulative share", title="Cumulative share of the total variance",
+    axes[0].set(xlabel="SVD dimension $n$", ylabel=r"variance $\sigma_n^2 / N$", title="Variance per decorrelated dimension")
+    axes[1].set(xlabel="SVD dimension $n$", ylabel="cumulative share", title="Cumulative share of the total variance",
                 ylim=(0, 1.02))
     for ax in axes:
         ax.legend()
@@ -110,7 +130,7 @@ def group_variance_shares(shares: pd.DataFrame) -> plt.Figure:
         sub = shares[shares.side == side]
         sns.barplot(sub, x="layer", y="share", hue="grouping", ax=ax)
         ax.axhline(1 / sub.layer.nunique(), color="k", ls="--", lw=1)
-        ax.set(title=f"{side}s: variance share per layer (dashed: 1/L)", ylabel="share of total variance")
+        ax.set(title=f"{side}s: variance share per layer (dashed: $1/L$)", ylabel="share of total variance")
     fig.tight_layout()
     return fig
 
@@ -120,13 +140,14 @@ def adam_loss_history(histories: dict, kmeans_losses: dict) -> plt.Figure:
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.4), squeeze=False)
     for ax, (side, hist) in zip(axes[0], histories.items()):
         epochs = np.arange(1, len(hist) + 1)
-        for col, (name, style) in enumerate(zip(("L_R", "L_C", "L_T"), ("-", ":", "-"))):
-            ax.plot(epochs, hist[:, col], ls=style, lw=2 if name == "L_C" else 1.5, label=f"Adam {name}")
+        for col, (name, style) in enumerate(zip(("R", "C", "T"), ("-", ":", "-"))):
+            ax.plot(epochs, hist[:, col], ls=style, lw=2 if name == "C" else 1.5, label=rf"Adam $\mathcal{{L}}_{name}$")
         km = kmeans_losses[side]
-        ax.axhline(km["L_T"], color="k", ls="--", lw=1, label="k-means L_T")
-        ax.axhline(km["L_C"], color="grey", ls="--", lw=1, label="k-means L_R = L_C")
-        ax.set(xlabel="epoch", ylabel="mean loss per entity", title=f"{side}s: Adam on L_T against k-means")
-        ax.legend(fontsize=7)
+        ax.axhline(km["L_T"], color="k", ls="--", lw=1, label=r"k-means $\mathcal{L}_T$")
+        ax.axhline(km["L_C"], color="grey", ls="--", lw=1, label=r"k-means $\mathcal{L}_R = \mathcal{L}_C$")
+        ax.set(xlabel="epoch", ylabel="mean loss per entity", title=rf"{side}s: Adam on $\mathcal{{L}}_T$ against k-means")
+    axes[0, 0].legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(1.1, -0.2), ncol=5,
+                      fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -137,7 +158,7 @@ def latent_distance_ratios(ratios: dict, max_ratio: float = 3.0) -> plt.Figure:
     for ax, (side, r) in zip(axes[0], ratios.items()):
         df = pd.DataFrame(np.clip(r, 1.0, max_ratio), columns=[f"layer {l}" for l in range(r.shape[1])])
         sns.ecdfplot(df.melt(var_name="layer", value_name="ratio"), x="ratio", hue="layer", ax=ax)
-        ax.set(xlim=(1.0, max_ratio), xlabel=f"d(runner-up) / d(assigned) (clipped at {max_ratio:g})",
+        ax.set(xlim=(1.0, max_ratio), xlabel=f"d(runner-up) / d(assigned), clipped at {max_ratio:g}",
                ylabel="share of entities", title=f"{side}s: how close the latent code is")
     fig.tight_layout()
     return fig
@@ -174,55 +195,102 @@ def layer_nmi_heatmaps(nmi: dict, chance: dict | None = None) -> plt.Figure:
     return fig
 
 
-def ablation_changes(changes: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Table 3 as a picture: each variant's change against full DQRec (%), ours (mean and sd over seeds)
-    next to the paper's, from :func:`dqrec.experiment.ablation_changes`."""
-    df = changes[changes.variant != "DQRec"].assign(
-        change=lambda d: 100 * d.change,
-        run=lambda d: np.where(d.source == "paper", "paper: " + d.dataset, d.dataset + " (" + d.split + ")"))
-    fig, ax = plt.subplots(figsize=(8, 0.5 * df.variant.nunique() + 1.5))
-    sns.pointplot(df, y="variant", x="change", hue="run", order=[v for v in ABLATIONS if v in set(df.variant)],
-                  errorbar="sd", dodge=0.5, linestyle="none", markersize=4, err_kws={"linewidth": 1}, ax=ax)
+def ablation_changes(diffs: pd.DataFrame, paper: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Table 3 as a picture: each variant's relative change against full DQRec, ours with its 95 % interval
+    (the wider of the paired-bootstrap and the seed interval; hollow: inside the noise) beside the paper's
+    (crosses). diffs: rows of :func:`dqrec.findings.ablation_differences` for one protocol and metric;
+    paper: :func:`dqrec.experiment.ablation_changes` rows with source "paper" for that metric."""
+    variants = [v for v in ABLATIONS if f"DQRec {v}" in set(diffs.a)]
+    ours = diffs[diffs.b == "DQRec"].assign(variant=lambda d: d.a.str.removeprefix("DQRec "))
+    runs = [(f"ours: {d} ({s}, {int(n)} seed{'s' if n > 1 else ''})", g) for (d, s, n), g in
+            ours.groupby(["dataset", "split", "seeds_a"], sort=False)]
+    runs += [(f"paper: {d}", g) for d, g in paper[paper.variant.isin(variants)].groupby("dataset", sort=False)]
+    colours = sns.color_palette(PALETTE, len(runs))
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(variants) + 1.8))
+    step = 0.7 / max(len(runs), 1)
+    for j, (label, g) in enumerate(runs):
+        g = g.set_index("variant").reindex(variants)
+        y = np.arange(len(variants)) + (j - (len(runs) - 1) / 2) * step
+        if label.startswith("paper"):
+            ax.scatter(100 * g.change, y, marker="x", color=colours[j], label=label, zorder=3)
+            continue
+        lo = np.fmin(g.ci_lo, g.seed_ci_lo.fillna(np.inf)) / g.mean_b
+        hi = np.fmax(g.ci_hi, g.seed_ci_hi.fillna(-np.inf)) / g.mean_b
+        ax.errorbar(100 * g.relative, y, xerr=100 * np.vstack([g.relative - lo, hi - g.relative]), fmt="none",
+                    ecolor=colours[j], lw=1)
+        noise = g.inside_noise.astype(bool).to_numpy()
+        ax.scatter(100 * g.relative[~noise], y[~noise], color=colours[j], label=label, zorder=3)
+        ax.scatter(100 * g.relative[noise], y[noise], facecolors="white", edgecolors=colours[j], zorder=3,
+                   label=None if (~noise).any() else label)
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set(xlabel="change against full DQRec (%)", ylabel="", title=title)
-    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
+    ax.set_yticks(range(len(variants)), variants)
+    ax.invert_yaxis()
+    ax.set(xlabel="change against full DQRec (%)", title=title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.12 - 0.6 / (len(variants) + 3)), ncol=2, fontsize=8,
+              frameon=False)
+    fig.text(0.99, 0.01, "bars: 95% interval; hollow: inside the noise", ha="right", fontsize=7, color="grey")
     fig.tight_layout()
     return fig
 
 
 def sensitivity(results: pd.DataFrame, metric: str = "Recall", k: int = 10, defaults: dict | None = None) -> plt.Figure:
     """Fig. 3: ``metric@k`` against each swept parameter (columns ``parameter``, ``value_of_parameter``),
-    one panel per parameter, a line per protocol (mean and sd over seeds); dashed: ``defaults``."""
+    one panel per parameter (the paper's K, J, L), a line per protocol (mean and sd over seeds); dashed:
+    ``defaults`` (the paper's setting). One legend under the panels."""
     df = results[(results.metric == metric) & (results.k == k)]
+    df = df.assign(protocol=df.protocol.map({"in_batch": "in-batch protocol (the paper's)", "full": "full ranking"}))
     names = list(dict.fromkeys(df.parameter))
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.0), squeeze=False)
     for ax, name in zip(axes[0], names):
         sns.lineplot(df[df.parameter == name], x="value_of_parameter", y="value", hue="protocol", errorbar="sd",
-                     marker="o", ax=ax)
+                     marker="o", ax=ax, legend=ax is axes[0, 0])
         ax.set_xscale("log", base=2)
+        values = sorted(df[df.parameter == name].value_of_parameter.unique())
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
         if defaults and name in defaults:
             ax.axvline(defaults[name], color="grey", ls="--", lw=0.8)
-        ax.set(xlabel=name, ylabel=f"{metric}@{k}", title=f"{metric}@{k} against {name}")
-    fig.tight_layout()
+        sym = SYMBOLS.get(name, name)
+        ax.set(xlabel=f"${sym}$", ylabel=f"{metric}@{k}" if ax is axes[0, 0] else "", title=f"{metric}@{k} against ${sym}$")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    fig.legend(handles + [plt.Line2D([], [], color="grey", ls="--", lw=0.8)], labels + ["the paper's setting"],
+               loc="lower center", ncol=len(labels) + 1, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
-def shared_codes_summary(summary: pd.DataFrame) -> plt.Figure:
-    """Fig. 4, quantified: history overlap and genre-mix similarity of user pairs by shared codes
-    (from :func:`dqrec.casestudy.pair_summary`)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    axes[0].bar(summary.shared_codes, summary.history_jaccard)
+def shared_codes_summary(summary: pd.DataFrame, min_pairs: int = 30) -> plt.Figure:
+    """Fig. 4, quantified: history overlap and taste similarity of user pairs by shared codes (from
+    :func:`dqrec.casestudy.pair_summary`). Error bars: ±1.96 sd / sqrt(n); n is written at every point,
+    and a point resting on fewer than ``min_pairs`` pairs is hollow."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = summary.shared_codes.to_numpy()
+    bars = axes[0].bar(x, summary.history_jaccard)
+    axes[0].bar_label(bars, [f"n={n:,}" for n in summary.pairs], fontsize=7, padding=2)
+    axes[0].set_ylim(0, summary.history_jaccard.max() * 1.2)
     axes[0].set(xlabel="codes shared by the two semantic IDs", ylabel="mean Jaccard of training items",
-                title="history overlap")
-    for x, n in zip(summary.shared_codes, summary.pairs):
-        axes[0].annotate(f"{n:,} pairs", (x, 0), xytext=(0, 3), textcoords="offset points", ha="center",
-                         rotation=90, fontsize=7, color="white")
-    axes[1].plot(summary.shared_codes, summary.genre_cosine, "o-", label="all pairs")
-    axes[1].plot(summary.shared_codes, summary.genre_cosine_no_common_item, "s--", label="pairs with no common item")
+                title="history overlap", xticks=x)
+    series = [("all pairs", "genre_cosine", "pairs", "o", -0.06),
+              ("pairs with no common item", "genre_cosine_no_common_item", "pairs_no_common_item", "s", 0.06)]
+    colours = sns.color_palette(PALETTE, len(series))
+    for (label, col, n_col, marker, dx), colour in zip(series, colours):
+        n = summary[n_col].to_numpy()
+        mean, half = summary[col].to_numpy(), 1.96 * summary[f"{col}_sd"].to_numpy() / np.sqrt(np.maximum(n, 1))
+        axes[1].plot(x + dx, mean, color=colour, lw=1, ls="-" if marker == "o" else "--")
+        axes[1].errorbar(x + dx, mean, yerr=np.nan_to_num(half), fmt="none", ecolor=colour, lw=1)
+        few = n < min_pairs
+        axes[1].scatter(x[~few] + dx, mean[~few], marker=marker, color=colour, zorder=3, label=label)
+        axes[1].scatter(x[few] + dx, mean[few], marker=marker, facecolors="white", edgecolors=colour, zorder=3)
+        for xi, yi, ni in zip(x + dx, mean, n):
+            if np.isfinite(yi):
+                axes[1].annotate(f"n={ni:,}", (xi, yi), xytext=(4, -10 if marker == "s" else 5), textcoords="offset points",
+                                 fontsize=6.5, color=colour)
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set(xlabel="codes shared by the two semantic IDs", ylabel="mean cosine of centred genre mixes",
-                title="taste similarity", xticks=summary.shared_codes)
-    axes[1].legend(fontsize=8)
+                title=f"taste similarity (hollow: fewer than {min_pairs} pairs)", xticks=x)
+    axes[1].set_xlim(x.min() - 0.4, x.max() + 0.7)
+    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -232,6 +300,6 @@ def pair_genres(profile: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(profile) + 1.2))
     profile.iloc[::-1].plot.barh(ax=ax)
     ax.set(xlabel="share of the genres of the user's training items", ylabel="")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right", title="user (semantic ID)", title_fontsize=8)
     fig.tight_layout()
     return fig

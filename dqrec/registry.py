@@ -105,3 +105,16 @@ def _load() -> None:
 
     for cls in (NCF, NGCF, LightGCN, HCCF, SimRec):  # the paper's collaborative and graph baselines
         register(cls.name, cls)
+    from .baselines.bert4rec import BERT4Rec
+    from .baselines.cl4srec import CL4SRec
+    from .baselines.duorec import DuoRec
+    from .baselines.iclrec import ICLRec
+    from .baselines.sasrec import SASRec
+
+    for cls in (SASRec, BERT4Rec, CL4SRec, DuoRec, ICLRec):  # sequential baselines (Table 1)
+        register(cls.__name__, cls)
+    from .baselines.maerec import MAERec
+    from .baselines.vqrec import VQRec
+
+    for cls in (MAERec, VQRec):  # sequential baselines with a transition graph / text codes (Table 1)
+        register(cls.__name__, cls)

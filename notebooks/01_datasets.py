@@ -34,9 +34,12 @@ import warnings
 
 import pandas as pd
 
+from IPython.display import Markdown
+
 from dqrec import data, plots
-from dqrec.experiment import (check_params, history_lengths, paper_table, profile_params, table2_beside_paper, timer,
-                              write_table)
+from dqrec.experiment import (check_params, history_lengths, paper_table, profile_params, results_dir,
+                              table2_beside_paper, timer, write_table)
+from dqrec.findings import claims_datasets, to_markdown
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, main_dataset=main_dataset, seed=seed)
@@ -105,6 +108,8 @@ if "ml-1m" in loaded:
         cores.append(dict(k=k, users=n_u, items=n_i, positives=len(core),
                           raw_count_density=round(100 * len(ml1m) / (n_u * n_i), 2)))
     cores = pd.DataFrame(cores).set_index("k")
+    write_table(cores.reset_index().assign(dataset="ml-1m"), "table2_kcores", params,
+                checksums={"ml-1m": loaded["ml-1m"].checksum})
     paper_users = paper_table("table2_datasets").set_index("dataset").users["MovieLens"]
     print(f"k-cores of the positives with the paper's {paper_users:,} users: "
           f"{cores.index[cores.users == paper_users].tolist()}")
@@ -116,7 +121,12 @@ cores
 # We split the positives along the global timeline, 80 % / 10 % / 10 % (`data.temporal_split`), so
 # that no model trains on an interaction that happens after a test one; the random 8:1:1 split
 # (`data.random_split`) that the paper most likely used is available for comparison. For every
-# sample (u, i, t) the recent sequences S_u and S_i hold only interactions strictly before t.
+# sample $(u, i, t)$ the recent sequences hold only interactions strictly before $t$:
+#
+# $$S_u = \{\, i' : (u, i', t') \text{ positive},\ t' < t \,\} \quad\text{(the last } n \text{ of them)},\qquad
+# S_i = \{\, u' : (u', i, t') \text{ positive},\ t' < t \,\},$$
+#
+# with $n$ = `seq_len` (20 in the paper profile), left-padded when shorter.
 
 # %%
 split = data.prepare(loaded[params["main_dataset"]], split="temporal", seq_len=params["seq_len"], seed=seed)
@@ -131,7 +141,7 @@ plots.activity(split);
 plots.split_timeline(split);
 
 # %% [markdown]
-# How much history each sample's user has before it (the recent sequence S_u, at most `seq_len`
+# How much history each sample's user has before it (the length of $S_u$, at most `seq_len`
 # items), by part of the split:
 
 # %%
@@ -139,5 +149,22 @@ plots.history_at_sample(split);
 
 # %%
 lengths = history_lengths(split)
-print("; ".join(f"{part}: {row.empty:.1%} of samples with an empty S_u, {row.full:.1%} with a full one"
+print("; ".join(f"{part}: {row['empty']:.1%} of samples with an empty S_u, {row.full:.1%} with a full one"
                 for part, row in lengths.iterrows()))
+
+# %% [markdown]
+# ## What we found
+#
+# Table 2's rows against ours (`dqrec.findings.claims_datasets`, from `results/table2.csv` and
+# `results/table2_kcores.csv`), and what the split gives each test sample:
+
+# %%
+test, train = lengths.loc["test"], lengths.loc["train"]
+no_train = (~split.test.user.isin(split.train.user)).mean()
+Markdown(to_markdown(claims_datasets(results_dir(profile))) + "\n\n" + (
+    f"On {split.name}'s {split.kind} split, {test.full:.1%} of the test samples have a full recent sequence "
+    f"($|S_u| = {split.user_seq.shape[1]}$) and {test['empty']:.1%} an empty one (training samples: {train.full:.1%} "
+    f"full, {train['empty']:.1%} empty). Test users are not short of history: $S_u$ holds the user's own earlier "
+    f"interactions, including those of the validation and test periods, never a later one. What the temporal split "
+    f"does take away is *training* samples: {no_train:.1%} of the test samples belong to a user with no training sample at all, "
+    "whom the neighbour store (the augmentation chapter) does not hold."))

@@ -14,14 +14,19 @@
 # %% [markdown]
 # # Sensitivity to K, J and L (Fig. 3)
 #
-# The paper's Fig. 3 varies, one at a time on MovieLens, the number of neighbours K (Eq. 15), the
-# codebook size J and the number of layers L of DQ-VAE, and reports that too small and too large
-# values of K and J both hurt, and that few layers hurt most. The figure's values are not in the
-# text we have, so we show our curves on their own. Every point is a full DQRec run (representation,
-# DQ-VAE, neighbours, training with early stopping, test under both protocols), cached like Table 1's;
-# the point at the paper's setting (K=30, J=128, L=4) is Table 1's DQRec run. The paper profile
-# sweeps ML-100K with three seeds for now (33 runs, about 10 minutes); ML-1M, the paper's
-# MovieLens, needs about 40 minutes per seed on our 2-core machine and is still to be run.
+# The paper's Fig. 3 varies, one at a time on MovieLens, three hyper-parameters: the number of
+# neighbours $K$ of the explicit top-$K$ search (Eq. 15),
+#
+# $$Q_u = \mathrm{topK}\left(\{-\|\hat z_u - \hat z_n\|_2^2\}_{n=1}^{N}\right),$$
+#
+# the codebook size $J$ of each layer, $C_l = \{r_l^j\}_{j=1}^{J}$, and the number of layers $L$ of
+# DQ-VAE, i.e. the length of the semantic ID $s = (c_1, \dots, c_L)$. It reports that too small and too
+# large values of $K$ and $J$ both hurt, and that few layers hurt most. The figure's values are not in
+# the text we have, so we show our curves on their own and judge the shapes the paper describes.
+# Every point is a full DQRec run (representation, DQ-VAE, neighbours, training with early stopping,
+# test under both protocols), cached like Table 1's; the point at the paper's setting
+# ($K=30$, $J=128$, $L=4$) is Table 1's DQRec run. Which data set and how many seeds the profile
+# sweeps, and what the runs cost, is printed under the runs.
 
 # %%
 import os
@@ -38,8 +43,11 @@ missing = "compute"  # "skip": show the cached runs only and list the missing on
 # %%
 import warnings
 
+from IPython.display import Markdown
+
 from dqrec import data, plots, sweep
-from dqrec.experiment import profile_params, results_dir, write_table
+from dqrec.experiment import profile_params, results_dir, timer, write_table
+from dqrec.findings import SYMBOLS, claims_sensitivity, sensitivity_differences, sensitivity_discussion, to_markdown
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
@@ -67,6 +75,12 @@ write_table(results, "sensitivity", params, fig3.wall_seconds, checksum=data.loa
 print(f"{len(runs)} runs; their fit + evaluation time: {compute_minutes:.0f} min (this execution: "
       f"{fig3.wall_seconds / 60:.1f} min)")
 
+# %%
+Markdown(f"The sweep: {len(runs)} runs on {dataset} ({split_kind} split), {len(seeds)} seed(s) per point, "
+         f"{sum(len(v) for v in grid.values())} points ("
+         + "; ".join(f"${SYMBOLS[n]}$ in {{{', '.join(map(str, v))}}}" for n, v in grid.items())
+         + f"); their fit and evaluation took {compute_minutes:.0f} min of compute.")
+
 # %% [markdown]
 # ## Fig. 3, ours
 #
@@ -81,7 +95,40 @@ plots.sensitivity(results, metric="NDCG", k=10, defaults={n: params[n] for n in 
 
 # %% [markdown]
 # ## The numbers
+#
+# Mean over seeds of each metric at @10.
 
 # %%
 summary = results.groupby(["parameter", "value_of_parameter", "protocol", "metric", "k"]).value.agg(["mean", "std"])
-summary.query("k == 10")["mean"].unstack(["protocol", "metric"]).round(4)
+table = summary.query("k == 10")["mean"].unstack(["protocol", "metric"]).round(4).droplevel("k")
+table.index = [f"{SYMBOLS[n]} = {v}" for n, v in table.index]
+table.columns = [f"{m}@10, {p.replace('_', '-')}" for p, m in table.columns]
+table
+
+# %% [markdown]
+# ## How sure is each difference?
+#
+# Each value of a parameter against the best value of that parameter (highest mean Recall@10 under
+# the in-batch protocol), paired over test samples (bootstrap) and seeds (`dqrec.stats`); written to
+# `results[/<profile>]/sensitivity_differences.csv`.
+
+# %%
+with timer() as t_diff:
+    diffs = sensitivity_differences(data.prepare(data.load(dataset), split=split_kind, seq_len=params["seq_len"], seed=0),
+                                    params, results_dir(profile) / "runs", seeds, grid)
+write_table(diffs, "sensitivity_differences", params, t_diff())
+diffs.query("protocol == 'in_batch'").assign(
+    change=lambda d: (100 * d.relative).map("{:+.1f}%".format),
+    interval=lambda d: (100 * d.ci_lo / d.mean_b).map("[{:+.1f}%".format) + ", "
+    + (100 * d.ci_hi / d.mean_b).map("{:+.1f}%]".format))[["a", "b", "mean_a", "change", "interval", "verdict"]].rename(
+    columns={"a": "value", "b": "best", "mean_a": "Recall@10", "interval": "95% CI (test samples)"}).style.hide(
+    axis="index").format({"Recall@10": "{:.4f}"})
+
+# %% [markdown]
+# ## What we found
+#
+# The shapes the paper describes, judged on our curves (Recall@10, in-batch protocol; a value counts as
+# worse than the best only beyond the noise; `dqrec.findings.claims_sensitivity`):
+
+# %%
+Markdown(to_markdown(claims_sensitivity(results_dir(profile))) + "\n\n" + sensitivity_discussion(results_dir(profile)))

@@ -34,8 +34,11 @@ min_items = 20  # the case pair's users have at least this many training items
 # %%
 import warnings
 
+from IPython.display import Markdown
+
 from dqrec import augment, casestudy, data, plots
-from dqrec.experiment import profile_params, timer, write_table
+from dqrec.experiment import profile_params, results_dir, timer, write_table
+from dqrec.findings import MIN_PAIRS, case_study_discussion, claims_case_study, to_markdown
 from dqrec.representation import RepresentationModel
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
@@ -69,16 +72,40 @@ for u in pair:
 # %% [markdown]
 # ## All pairs
 #
-# For every pair of stored users: how many codes their semantic IDs share, the Jaccard overlap of
-# their training items, and the cosine of their genre mixes *centred* on the average user's, so that
-# 0 is what unrelated users score on average (raw genre mixes are all dominated by Drama and
-# Comedy and look alike).
+# For every pair of stored users $(u, v)$: how many of the $L$ codes their semantic IDs
+# $s_u = (c_{1u}, \dots, c_{Lu})$ and $s_v$ share, the Jaccard overlap of their training item sets
+# $|I_u \cap I_v| / |I_u \cup I_v|$, and the cosine of their genre mixes *centred* on the average
+# user's mix $\bar g$,
+#
+# $$\cos(g_u - \bar g,\; g_v - \bar g),$$
+#
+# so that 0 is what unrelated users score on average (raw genre mixes are all dominated by Drama and
+# Comedy and look alike). Each point below carries its number of pairs $n$ and a 95 % interval
+# ($\pm 1.96\,\mathrm{sd}/\sqrt{n}$, which treats pairs as independent although every user is in
+# many of them, so the real uncertainty is larger); a point resting on fewer than `MIN_PAIRS` pairs
+# is drawn hollow and is not used for a verdict.
 
 # %%
 with timer() as t_pairs:
     summary = casestudy.pair_summary(split, users)
 write_table(summary, "case_study_pairs", params, elapsed() + t_pairs())
-plots.shared_codes_summary(summary);
+plots.shared_codes_summary(summary, MIN_PAIRS);
 
 # %%
-summary.round(4)
+# NBVAL_IGNORE_OUTPUT
+summary.assign(
+    cosine=summary.genre_cosine.map("{:+.3f}".format) + " ± " + summary.genre_cosine_sd.map("{:.3f}".format),
+    cosine_no_common=summary.genre_cosine_no_common_item.map("{:+.3f}".format) + " ± "
+    + summary.genre_cosine_no_common_item_sd.map("{:.3f}".format).replace("nan", "–"),
+)[["shared_codes", "pairs", "history_jaccard", "cosine", "pairs_no_common_item", "cosine_no_common"]].rename(columns={
+    "shared_codes": "shared codes", "history_jaccard": "history Jaccard", "cosine": "taste cosine (mean ± sd)",
+    "pairs_no_common_item": "pairs with no common item", "cosine_no_common": "their taste cosine"}).style.hide(
+    axis="index").format({"pairs": "{:,}", "pairs with no common item": "{:,}", "history Jaccard": "{:.4f}"})
+
+# %% [markdown]
+# ## What we found
+#
+# Each claim of the paper's case study, judged on the table above (`dqrec.findings.claims_case_study`):
+
+# %%
+Markdown(to_markdown(claims_case_study(results_dir(profile))) + "\n\n" + case_study_discussion(results_dir(profile)))

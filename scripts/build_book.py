@@ -5,8 +5,10 @@
     python scripts/build_book.py --only 01_datasets 02_dqvae --no-build
 
 Executed notebooks go to results/notebooks/ (paper profile, committed) or results/<profile>/notebooks/
-(never committed); the book shows them, plus the committed paper-profile notebooks when the run
-used another profile. Each page starts with a banner naming its profile, commit and data.
+(never committed); the book shows the chapters of that one profile. Each page starts with a banner naming
+its profile, commit and data; under any profile but `paper` the banner, the sidebar caption and the landing
+page say it is a smoke run, not the book's results. The landing page (book/intro.md) includes
+book/_verdict.md, generated here from the verdict page's results (verdict.csv).
 
 A notebook that fails stops the build (or, with --keep-going, the remaining ones still run): its
 executed copy, traceback included, is moved to <output>/failed/, so no failed (or stale) chapter is
@@ -35,6 +37,12 @@ from dqrec.experiment import PROFILES, git_sha, results_dir  # noqa: E402
 
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
+VERDICT = "00_verdict"  # first in the book, executed last
+# Run before each notebook's own cells, and not shown (tag remove-cell): tables print every character of
+# a cell (an error message, a path), never pandas' "..." after 50.
+SETUP_TAG = "book-setup"
+SETUP_CELL = 'import pandas as pd\n\npd.set_option("display.max_colwidth", None)'
+
 
 
 class NotebookFailed(RuntimeError):
@@ -49,7 +57,8 @@ def source_cell_number(executed: Path | None, cell_index: int) -> int:
         cells = nbformat.read(executed, as_version=4).cells[:cell_index]
     except Exception:  # an unreadable partial notebook: the executed index is the best we have
         return cell_index + 1
-    return cell_index + 1 - sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return cell_index + 1 - sum(bool({"injected-parameters", SETUP_TAG} & set(c.get("metadata", {}).get("tags", [])))
+                                for c in cells)
 
 
 def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> str:
@@ -72,6 +81,7 @@ def describe_failure(source: Path, err: Exception, failed_copy: Path | None) -> 
 def execute(source: Path, out_dir: Path, profile: str, parameters: dict) -> Path:
     """Execute ``source`` (a jupytext .py) into ``out_dir``; raise NotebookFailed, leaving no chapter, on failure."""
     nb = jupytext.read(source)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": ["remove-cell", SETUP_TAG]}))
     tmp = out_dir / f"{source.stem}.input.ipynb"
     nbformat.write(nb, tmp)
     out = out_dir / f"{source.stem}.ipynb"
@@ -92,13 +102,47 @@ def execute(source: Path, out_dir: Path, profile: str, parameters: dict) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     executed = nbformat.read(out, as_version=4)
-    banner = (f"```{{note}}\nExecuted with profile **{profile}** at commit `{git_sha()}` in "
-              f"{time.perf_counter() - start:.0f} s on {time.strftime('%Y-%m-%d')}; data read from "
-              f"`{data_dir() or 'the download cache'}`. Rerun: `python scripts/build_book.py --profile {profile}`.\n```")
-    executed.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
+    executed.cells.insert(0, nbformat.v4.new_markdown_cell(banner(profile, time.perf_counter() - start)))
     nbformat.write(executed, out)
     print(f"executed {source.name} ({profile}) in {time.perf_counter() - start:.0f} s", flush=True)
     return out
+
+
+SMOKE_NOTE = ("**Smoke run, not the book's results.** This page was executed with the `{profile}` profile, "
+              "which runs the code on a small budget to check that it works; its numbers are not the "
+              "reproduction. The book's results are the `paper` profile's "
+              "(`python scripts/build_book.py --profile paper`, committed under `results/`).")
+
+
+def banner(profile: str, seconds: float) -> str:
+    """The note opening every executed page: profile, commit, time, data; a smoke-run warning for any
+    profile but ``paper``. The commits of the cached runs behind a table are in that table's
+    provenance section and on the page "Settings and provenance"."""
+    text = (f"Executed with profile **{profile}** at commit `{git_sha()}` in {seconds:.0f} s on "
+            f"{time.strftime('%Y-%m-%d')}; data read from `{data_dir() or 'the download cache'}`. Model runs "
+            "read back from the run cache keep the commit that computed them: see each table's provenance and "
+            f"the page *Settings and provenance*. Rerun: `python scripts/build_book.py --profile {profile}`.")
+    if profile != "paper":
+        return f"```{{warning}}\n{SMOKE_NOTE.format(profile=profile)}\n\n{text}\n```"
+    return f"```{{note}}\n{text}\n```"
+
+
+def verdict_include(profile: str, results: Path, chapters: list[str]) -> str:
+    """Markdown for the landing page (``book/_verdict.md``, included by ``intro.md``): the verdict counts and
+    one row per claim, generated from ``<results>/verdict.csv`` (written by notebooks/00_verdict)."""
+    from dqrec.report import verdict_summary
+
+    path = results / "verdict.csv"
+    head = f"```{{warning}}\n{SMOKE_NOTE.format(profile=profile)}\n```\n\n" if profile != "paper" else ""
+    if not path.exists():
+        return head + f"The verdict page has not been executed under the `{profile}` profile ({path} is missing).\n"
+    import pandas as pd
+
+    claims = pd.read_csv(path).fillna("")
+    stems = {c.removeprefix("notebooks/") for c in chapters}
+    more = ("\n\nEach claim in detail, with our numbers and the reason for its verdict: "
+            f"[Verdict](notebooks/{VERDICT}.ipynb).\n" if VERDICT in stems else "\n")
+    return head + verdict_summary(claims, prefix="notebooks/", chapters=stems) + more
 
 
 def book_page(source: Path, target: Path) -> None:
@@ -113,17 +157,18 @@ def book_page(source: Path, target: Path) -> None:
     nbformat.write(nb, target)
 
 
-def write_toc(chapters: list[str], paper_chapters: list[str]) -> None:
-    lines = ["format: jb-book", "root: intro", "parts:", "  - caption: Chapters", "    chapters:"]
+def write_toc(chapters: list[str], profile: str) -> None:
+    """One chapter list: the chapters executed under ``profile`` (a smoke run says so in its caption)."""
+    caption = "Chapters" if profile == "paper" else f"Chapters (smoke run, profile {profile})"
+    lines = ["format: jb-book", "root: intro", "parts:", f"  - caption: {caption}", "    chapters:"]
     lines += [f"      - file: {c}" for c in chapters]
-    if paper_chapters:
-        lines += ["  - caption: Paper-profile runs (committed)", "    chapters:"]
-        lines += [f"      - file: {c}" for c in paper_chapters]
     (BOOK / "_toc.yml").write_text("\n".join(lines) + "\n")
 
 
 def render_book() -> int:
-    """Render book/ with jupyter-book (warnings are errors); its exit status."""
+    """Render book/ afresh with jupyter-book (warnings are errors; no page of an earlier build survives);
+    its exit status."""
+    shutil.rmtree(BOOK / "_build", ignore_errors=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(BOOK), "-W", "-n", "--keep-going"]
     return subprocess.run(cmd).returncode
 
@@ -160,7 +205,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    # The verdict page collects every chapter's results, so it is executed after them.
+    sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"), key=lambda s: (s.stem == VERDICT, s.name))
     if args.only:
         sources = [s for s in sources if s.stem in args.only]
     out_dir = results_dir(args.profile) / "notebooks"
@@ -188,17 +234,14 @@ def main(argv=None) -> int:
     pages = BOOK / "notebooks"
     shutil.rmtree(pages, ignore_errors=True)
     pages.mkdir(parents=True)
-    chapters, paper_chapters = [], []
+    chapters = []
     for nb in sorted(out_dir.glob("[0-9][0-9]_*.ipynb")):
+        if nb.name.endswith(".input.ipynb"):  # papermill's input copy of a run in progress elsewhere
+            continue
         book_page(nb, pages / nb.name)
         chapters.append(f"notebooks/{nb.stem}")
-    committed = ROOT / "results" / "notebooks"
-    if args.profile != "paper" and committed.exists():
-        (pages / "paper").mkdir()
-        for nb in sorted(committed.glob("[0-9][0-9]_*.ipynb")):
-            book_page(nb, pages / "paper" / nb.name)
-            paper_chapters.append(f"notebooks/paper/{nb.stem}")
-    write_toc(chapters, paper_chapters)
+    write_toc(chapters, args.profile)
+    (BOOK / "_verdict.md").write_text(verdict_include(args.profile, results_dir(args.profile), chapters))
     status = render_book()
     if status:
         print(f"jupyter-book build failed (exit status {status}); see its output above", file=sys.stderr)

@@ -1,4 +1,6 @@
 """The Fig. 4 case study: pairs of users by shared codes, history overlap and taste."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,3 +55,28 @@ def test_case_study_needs_genres_and_users(planted):
     no_genres = type("S", (), {"items": pd.DataFrame(index=range(3)), "name": "x"})()
     with pytest.raises(ValueError, match="no item genres"):
         casestudy.genre_profiles(no_genres)
+
+
+def test_pair_summary_sd_and_counts_match_a_direct_computation(planted):
+    split, aug = planted
+    # mixed genres, so that the cosines within a level differ (the planted ones are all +-1)
+    genres = np.random.default_rng(1).choice(["A", "B", "A|B", "C", "B|C"], len(split.items))
+    split = dataclasses.replace(split, items=split.items.assign(genres=genres))
+    summary = casestudy.pair_summary(split, aug, chunk=5).set_index("shared_codes")
+    users = np.flatnonzero(aug.store >= 0)
+    codes = aug.codes[aug.store[users]]
+    g = casestudy.taste_vectors(split, users)
+    x = augment.history_matrix(split)[users]
+    i, j = np.triu_indices(len(users), 1)
+    shared = (codes[i] == codes[j]).sum(1)
+    cosine = (g[i] * g[j]).sum(1)
+    none = np.asarray(x[i].multiply(x[j]).sum(1)).ravel() == 0
+    assert summary.genre_cosine_sd.gt(0).any()
+    for level, row in summary.iterrows():
+        at = shared == level
+        assert row.pairs_no_common_item == (at & none).sum()
+        if at.sum() > 1:
+            np.testing.assert_allclose(row.genre_cosine_sd, cosine[at].std(ddof=1), rtol=1e-6, atol=1e-9)
+        if (at & none).sum() > 1:
+            np.testing.assert_allclose(row.genre_cosine_no_common_item_sd, cosine[at & none].std(ddof=1), rtol=1e-6,
+                                       atol=1e-9)

@@ -1,0 +1,565 @@
+"""What the book shows of Table 1, the verdicts and the provenance, computed from results.
+
+* Table 1 in the paper's layout: models as columns, metric@k rows (Recall@5, @10, @20, then NDCG),
+  'mean ± sd' only where a model ran with several seeds, the best of each row in bold
+  (:func:`table1_block`, :func:`paper_beside_ours`, :func:`render`);
+* the differences between DQRec and every other model with their uncertainty (:func:`differences`,
+  built on :mod:`dqrec.stats`) and the Table 1 claims of the paper with a verdict each
+  (:func:`claims_table1`, :class:`dqrec.findings.Claim`);
+* the verdict page's tables (:func:`collect_claims`, :func:`verdict_markdown`);
+* provenance: the commits, seeds, epochs and data behind a table (:func:`run_provenance`) and the
+  paper's hyper-parameters beside each profile's deviations (:func:`hyperparameter_deviations`).
+"""
+from __future__ import annotations
+
+import html
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .findings import VERDICTS, Claim
+
+METRICS = [f"{m}@{k}" for m in ("Recall", "NDCG") for k in (5, 10, 20)]
+
+# The paper's Table 1 columns, in its order, and our registry's name for each (None: not run here).
+PAPER_MODELS = ("NCF", "NGCF", "Bert4Rec", "LGCN", "HCCF", "DuoRec", "CL4SRec", "ICLRec", "SimRec", "MAERec",
+                "LLMRec", "VQRec", "DQRec")
+REGISTRY_NAME = {"Bert4Rec": "BERT4Rec", "LGCN": "LightGCN", "LLMRec": None}
+NOT_RUN_REASON = {"LLMRec": "not run: it needs an LLM (GPT-3.5 in its paper) to write user/item profiles and edges, "
+                            "which this offline, CPU-only project cannot call"}
+# Two halves of the paper's columns, so that each table fits the page: graph / CF models, then
+# sequence and semantic-ID models (DQRec last, as in the paper).
+PAPER_GROUPS = {"collaborative-filtering and graph models": ("NCF", "NGCF", "LGCN", "HCCF", "SimRec", "MAERec", "LLMRec"),
+                "sequence and semantic-ID models": ("Bert4Rec", "DuoRec", "CL4SRec", "ICLRec", "VQRec", "DQRec")}
+# The paper's datasets and ours.
+PAPER_DATASET = {"MovieLens": "ml-1m", "Books": "amazon-books-2023", "Netflix": "netflix"}
+
+NOT_RUN = "not run yet"
+
+
+def registry_name(paper_model: str) -> str | None:
+    return REGISTRY_NAME.get(paper_model, paper_model)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------------------------
+def _cells(s: pd.DataFrame) -> pd.DataFrame:
+    """summary rows -> columns metric ('Recall@5'...), model, mean, text ('mean ± sd' or 'mean')."""
+    s = s.assign(metric=s.metric + "@" + s.k.astype(str))
+    text = s["mean"].map("{:.4f}".format) + np.where(s["count"] > 1, " ± " + s["std"].map("{:.4f}".format), "")
+    return s.assign(text=text)[["metric", "model", "mean", "text", "count"]]
+
+
+def table1_block(summary: pd.DataFrame, dataset: str, split: str, protocol: str, models=None):
+    """One block of our Table 1 in the paper's layout: (text, means), each metric@k x model.
+
+    summary: :func:`dqrec.experiment.summarise` rows. text cells read 'mean ± sd' over seeds, or the
+    value alone for a single run; means are the numbers behind them (for marking the best)."""
+    s = _cells(summary[(summary.dataset == dataset) & (summary.split == split) & (summary.protocol == protocol)])
+    text = s.pivot(index="metric", columns="model", values="text")
+    means = s.pivot(index="metric", columns="model", values="mean")
+    cols = [m for m in (models or text.columns) if m in text.columns]
+    rows = [m for m in METRICS if m in text.index]
+    text, means = text.reindex(index=rows, columns=cols), means.reindex(index=rows, columns=cols)
+    for t in (text, means):
+        t.index.name = t.columns.name = None
+    return text, means
+
+
+def paper_beside_ours(summary: pd.DataFrame, paper: pd.DataFrame, paper_dataset: str, dataset: str, split: str,
+                      protocol: str = "in_batch", models=PAPER_MODELS):
+    """The paper's Table 1 block for ``paper_dataset`` with ours beside it: (text, means), rows
+    (metric@k, 'paper' / 'ours'), columns the paper's models (their paper names). Ours reads
+    'not run yet' where the run cache has no such model, or the reason it is not run."""
+    p = paper[(paper.dataset == paper_dataset) & paper.model.isin(models)]
+    ours_text, ours_mean = table1_block(summary, dataset, split, protocol)
+    index = pd.MultiIndex.from_product([[m for m in METRICS if m in set(p.metric)], ["paper", "ours"]])
+    text = pd.DataFrame("", index=index, columns=list(models))
+    means = pd.DataFrame(np.nan, index=index, columns=list(models))
+    for _, r in p.iterrows():
+        text.loc[(r.metric, "paper"), r.model] = f"{r.value:.4f}"
+        means.loc[(r.metric, "paper"), r.model] = r.value
+    for model in models:
+        ours = registry_name(model)
+        for metric in index.get_level_values(0).unique():
+            if ours in ours_text.columns and metric in ours_text.index:
+                text.loc[(metric, "ours"), model] = ours_text.loc[metric, ours]
+                means.loc[(metric, "ours"), model] = ours_mean.loc[metric, ours]
+            else:
+                text.loc[(metric, "ours"), model] = "not run" if model in NOT_RUN_REASON else NOT_RUN
+    return text, means
+
+
+def row_best(means: pd.DataFrame, best: str = "max") -> pd.DataFrame:
+    """Boolean frame: True at the best number of each row (``max`` or ``min``; NaN never wins)."""
+    if best not in ("max", "min"):
+        raise ValueError("best: 'max' or 'min'")
+    m = means.astype(float)
+    top = m.max(axis=1) if best == "max" else m.min(axis=1)
+    return m.eq(top, axis=0) & m.notna()
+
+
+def render(text: pd.DataFrame, means: pd.DataFrame | None = None, caption: str = "",
+           mark: pd.DataFrame | None = None) -> str:
+    """HTML of ``text`` with the best number of each row in bold (``mark``, or :func:`row_best` of
+    ``means``), no index or column names, no wrapping inside a cell; the book's CSS scrolls a wide
+    table inside its box."""
+    mark = row_best(means) if mark is None else mark.reindex(index=text.index, columns=text.columns).fillna(False)
+    shown = text.where(~mark.astype(bool), "<b>" + text + "</b>")
+    table = (shown.style.set_table_attributes('class="dqrec-table"')
+             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+    return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
+
+
+TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
+MAX_COLUMNS = 6  # model columns per table: what fits the book's text column at 1280 px
+
+
+def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
+    """``columns`` cut into consecutive groups of at most ``size`` (a wide block becomes several tables)."""
+    columns = list(columns)
+    return [columns[i:i + size] for i in range(0, len(columns), size)] or [[]]
+
+
+def plain(df: pd.DataFrame, caption: str = "") -> str:
+    """HTML of a results frame for the book: no row numbers, cells on one line, a caption above."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    table = (df.style.hide(axis="index").format("{:.4g}", subset=floats, na_rep="")
+             .set_table_attributes('class="dqrec-table"')
+             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+    return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
+
+
+# ----------------------------------------------------------------------------------------------
+# Differences with their uncertainty
+# ----------------------------------------------------------------------------------------------
+def differences(cache, split, params: dict, a: str, others, seeds, protocol: str = "in_batch",
+                metrics=METRICS, n_boot: int = 2000) -> pd.DataFrame:
+    """``a`` minus each of ``others`` on ``split`` from the runs' per-sample ranks in the run cache
+    (:func:`dqrec.stats.cached_ranks`); see :func:`differences_from_ranks`."""
+    from .stats import cached_ranks
+
+    runs = {m: cached_ranks(cache, split, m, seeds, params) for m in dict.fromkeys([a, *others])}
+    return differences_from_ranks(runs, a, list(others), protocol, metrics, n_boot).assign(
+        dataset=split.name, split=split.kind)
+
+
+def differences_from_ranks(runs: dict, a: str, others, protocol: str = "in_batch", metrics=METRICS,
+                           n_boot: int = 2000) -> pd.DataFrame:
+    """One row per (other model, metric@k): :meth:`dqrec.stats.Difference.as_dict` of ``a`` minus it,
+    plus protocol and ``text``. runs: {model: {seed: {protocol: (n,) ranks}}}; models without runs
+    are left out."""
+    from .stats import difference
+
+    rows = []
+    for b in others:
+        if b == a or not runs.get(a) or not runs.get(b):
+            continue
+        for label in metrics:
+            metric, k = label.split("@")
+            d = difference({s: r[protocol] for s, r in runs[a].items()}, {s: r[protocol] for s, r in runs[b].items()},
+                           metric, int(k), a=a, b=b, n_boot=n_boot)
+            rows.append(dict(protocol=protocol, **d.as_dict(), text=d.text()))
+    return pd.DataFrame(rows)
+
+
+def differences_table(diffs: pd.DataFrame) -> pd.DataFrame:
+    """Readable form of :func:`differences`: one row per (split, other model, metric@k) with the 95%
+    intervals over test samples and over seeds; the verdict reads 'inside the noise' or names the
+    model ahead."""
+    if diffs.empty:
+        return diffs
+    seeds = np.where(diffs.seed_ci_lo.notna(), "[" + diffs.seed_ci_lo.map("{:+.4f}".format) + ", "
+                     + diffs.seed_ci_hi.map("{:+.4f}".format) + "]", "one seed")
+    a = diffs.a.iloc[0]
+    verdict = np.where(diffs.inside_noise, "inside the noise", np.where(diffs["diff"] > 0, a, diffs.b) + " ahead")
+    out = pd.DataFrame({"split": diffs.split, "versus": diffs.b, "metric": diffs.metric,
+                        "difference": diffs["diff"].map("{:+.4f}".format),
+                        "rel.": (100 * diffs.relative).map("{:+.1f}%".format),
+                        "CI, samples": "[" + diffs.ci_lo.map("{:+.4f}".format) + ", "
+                        + diffs.ci_hi.map("{:+.4f}".format) + "]",
+                        "CI, seeds": seeds, "verdict": verdict})
+    return out.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's Table 1 claims
+# ----------------------------------------------------------------------------------------------
+def _best_others(means: pd.DataFrame, model: str = "DQRec") -> pd.Series:
+    """Per metric, the best model other than ``model``."""
+    return means.drop(columns=[model]).idxmax(axis=1)
+
+
+def claims_table1(summary: pd.DataFrame, diffs: pd.DataFrame, paper: pd.DataFrame, dataset: str,
+                  splits, available: dict[str, str], evidence: str = "04_table1") -> list[Claim]:
+    """The paper's Section 6.2 claims, each with our result and a verdict, on ``dataset`` under the
+    paper's in-batch protocol; a claim tested under several ``splits`` is one claim whose result
+    names each split and whose verdict combines theirs (:func:`merge_claims`).
+
+    diffs: :func:`differences` of DQRec against every other model run there (all six metric@k).
+    available: paper dataset name (Books, Netflix) -> '' where we ran it, else why not.
+    """
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    return merge_claims([c for split in splits
+                         for c in _claims_table1(summary, diffs, paper, dataset, split, available, evidence)])
+
+
+def merge_claims(claims: list[Claim]) -> list[Claim]:
+    """One claim per (section, claim text), in first-seen order: the results joined, the verdict the
+    common one, or 'partly reproduced' where the parts disagree and any part holds at least partly,
+    'not reproduced' where none does."""
+    groups: dict[tuple, list[Claim]] = {}
+    for c in claims:
+        groups.setdefault((c.section, c.claim), []).append(c)
+    out = []
+    for (section, claim), cs in groups.items():
+        verdicts = {c.verdict for c in cs}
+        verdict = (verdicts.pop() if len(verdicts) == 1 else "partly reproduced"
+                   if verdicts & {"reproduced", "partly reproduced"} else "not reproduced")
+        ours = " ".join(dict.fromkeys(c.ours for c in cs))
+        why = " ".join(dict.fromkeys(c.why for c in cs))
+        out.append(Claim(section, claim, ours, verdict, why, cs[0].evidence))
+    return out
+
+
+def _claims_table1(summary, diffs, paper, dataset, split, available, evidence) -> list[Claim]:
+    claims = []
+    _, means = table1_block(summary, dataset, split, "in_batch")
+    d = diffs[(diffs.split == split) & (diffs.protocol == "in_batch")] if not diffs.empty else diffs
+    run = [m for m in means.columns if m != "DQRec"]
+    paper_run = [p for p in PAPER_MODELS[:-1] if registry_name(p) in means.columns]
+    where = f"{dataset}, {split} split"
+    models_said = (f"{len(run)} other models ({', '.join(run)}; of the paper's {len(PAPER_MODELS) - 1} baselines "
+                   f"{len(paper_run)} ran{': ' + ', '.join(paper_run) if paper_run else ''})")
+
+    # 1. DQRec is best on every metric.
+    if "DQRec" in means.columns and run and not d.empty:
+        best_other = _best_others(means)
+        rows = [d[(d.b == best_other[m]) & (d.metric == m)].iloc[0] for m in means.index]
+        ahead = [r.metric for r in rows if r["diff"] > 0 and not r.inside_noise]
+        tie = [r.metric for r in rows if r.inside_noise]
+        behind = [f"{r.metric} ({r.b} {r.mean_b:.4f} vs {r.mean_a:.4f})" for r in rows if r["diff"] < 0 and not r.inside_noise]
+        verdict = ("reproduced" if len(ahead) == len(rows) else "not reproduced" if not ahead else "partly reproduced")
+        ours = (f"On the {split} split, against {models_said}: DQRec ahead of the best other model beyond the noise on "
+                f"{len(ahead)} of {len(rows)} metrics" + (f"; inside the noise on {', '.join(tie)}" if tie else "")
+                + (f"; behind on {', '.join(behind)}" if behind else "") + ".")
+        why = ("Differences judged by 95% intervals from a paired bootstrap over test samples and, with several "
+               "seeds, across seeds. " + ("Most of the paper's baselines have not run here yet, so this tests "
+                                          "DQRec against our baselines only." if len(paper_run) < 6 else ""))
+        claims.append(Claim("Table 1", "DQRec outperforms every baseline on every metric (Recall and NDCG @5, @10, "
+                            "@20) on MovieLens.", ours, verdict, why.strip(), evidence))
+
+    # 2. The gain is larger in Recall than in NDCG.
+    if "DQRec" in means.columns and run:
+        best_other = means.drop(columns=["DQRec"]).max(axis=1)
+        gain = 100 * (means["DQRec"] / best_other - 1)
+        # counted only where DQRec gains at all: a smaller loss in Recall than in NDCG is no larger gain
+        larger = [k for k in (5, 10, 20) if gain[f"Recall@{k}"] > max(gain[f"NDCG@{k}"], 0)]
+        paper_m = paper[paper.dataset == "MovieLens"].pivot(index="metric", columns="model", values="value")
+        paper_gain = 100 * (paper_m["DQRec"] / paper_m.drop(columns=["DQRec"]).max(axis=1) - 1)
+        verdict = "reproduced" if len(larger) == 3 else "not reproduced" if not larger else "partly reproduced"
+        ours = (f"{split.capitalize()} split: DQRec's gain over the best other model, Recall vs NDCG: "
+                + ", ".join(f"@{k} {gain[f'Recall@{k}']:+.1f}% vs {gain[f'NDCG@{k}']:+.1f}%" for k in (5, 10, 20))
+                + " (paper: " + ", ".join(f"@{k} {paper_gain[f'Recall@{k}']:+.1f}% vs {paper_gain[f'NDCG@{k}']:+.1f}%"
+                                           for k in (5, 10, 20)) + ").")
+        claims.append(Claim("Table 1", "DQRec's improvement is larger in Recall than in NDCG.", ours, verdict,
+                            f"On the {split} split DQRec gains in Recall, and more than in NDCG, at {len(larger)} of 3 "
+                            "cut-offs; gains are relative to the best other model we ran, not the paper's baselines.",
+                            evidence))
+
+    # 3. The augmentation helps: DQRec above its own base (implied by Section 6.2).
+    if not d.empty and "DualTower" in set(d.b):
+        base = d[d.b == "DualTower"]
+        up = base[(base["diff"] > 0) & ~base.inside_noise]
+        down = base[(base["diff"] < 0) & ~base.inside_noise]
+        r5 = base[base.metric == "Recall@5"].iloc[0]
+        verdict = ("reproduced" if len(up) == len(base) else "not reproduced" if not len(up) else "partly reproduced")
+        claims.append(Claim("Table 1", "The augmentation (semantic-ID features and linkages) improves on the same "
+                            "model without it.",
+                            f"{split.capitalize()} split: DQRec vs its base DualTower ahead beyond the noise on "
+                            f"{len(up)} of {len(base)} metrics, behind on {len(down)}, inside the noise on "
+                            f"{len(base) - len(up) - len(down)}; Recall@5 {r5.text}.", verdict,
+                            "DualTower is DQRec with every augmentation switched off (same trainer, data and seeds); "
+                            "DQRec's semantic IDs also carry user and item attributes DualTower never sees.", evidence))
+
+    # 4. NCF is among the weakest.
+    if "NCF" in means.columns:
+        rank = means.rank(axis=1, ascending=False)["NCF"]
+        n = means.shape[1]
+        bottom = int((rank > n / 2).sum())
+        claims.append(Claim("Table 1", "NCF, using embeddings only, performs relatively poorly.",
+                            f"NCF ranks {', '.join(f'{m} {int(r)}/{n}' for m, r in rank.items())} on {where}.",
+                            "reproduced" if bottom == len(rank) else "partly reproduced" if bottom else "not reproduced",
+                            "Counted as 'relatively poor' where NCF is in the lower half of the models we ran.", evidence))
+    else:
+        claims.append(Claim("Table 1", "NCF, using embeddings only, performs relatively poorly.", "NCF: " + NOT_RUN + ".",
+                            "not testable here", "NCF has no run in the run cache yet.", evidence))
+
+    # 5. Semantic IDs: VQRec ahead of the other baselines.
+    if "VQRec" in means.columns:
+        others = means.drop(columns=[c for c in ("DQRec", "VQRec") if c in means.columns])
+        ahead = [m for m in means.index if means.loc[m, "VQRec"] > others.loc[m].max()]
+        claims.append(Claim("Table 1", "Semantic-ID modelling (VQRec) is ahead of the other baselines.",
+                            f"VQRec is ahead of every other baseline we ran on {len(ahead)} of {len(means.index)} "
+                            f"metrics on {where}.",
+                            "reproduced" if len(ahead) == len(means.index) else "partly reproduced" if ahead
+                            else "not reproduced", "Means over seeds; no interval on this comparison.", evidence))
+    else:
+        claims.append(Claim("Table 1", "Semantic-ID modelling (VQRec) is ahead of the other baselines.",
+                            "VQRec: " + NOT_RUN + ".", "not testable here", "VQRec has no run in the run cache yet.",
+                            evidence))
+
+    # 6. The magnitudes.
+    paper_dq = paper[(paper.dataset == "MovieLens") & (paper.model == "DQRec")].set_index("metric").value
+    if "DQRec" in means.columns:
+        ratio = paper_dq.reindex(means.index) / means["DQRec"]
+        best_ours = means.max(axis=1)
+        claims.append(Claim("Table 1", f"DQRec reaches Recall@5 {paper_dq['Recall@5']:.4f} and NDCG@5 "
+                            f"{paper_dq['NDCG@5']:.4f} on MovieLens (in-batch).",
+                            f"{split.capitalize()} split: our DQRec Recall@5 {means.loc['Recall@5', 'DQRec']:.4f}, NDCG@5 "
+                            f"{means.loc['NDCG@5', 'DQRec']:.4f}; the paper's numbers are "
+                            f"{ratio.min():.1f}-{ratio.max():.1f}x ours, and {(paper_dq.reindex(means.index) / best_ours).min():.1f}x "
+                            "or more above the best model we ran on every metric.",
+                            "reproduced" if (ratio.between(0.8, 1.25)).all() else "not reproduced",
+                            "Same metric and protocol as the paper describes them; the paper does not say how it "
+                            "split the data or how many negatives a batch held, see the chapter.", evidence))
+
+    # 7. Books and Netflix.
+    for name in ("Books", "Netflix"):
+        if available.get(name, "not checked"):
+            claims.append(Claim("Table 1", f"DQRec outperforms every baseline on {name}.", f"{name}: not run here.",
+                                "not testable here", f"{PAPER_DATASET[name]}: {available.get(name, 'not checked')}",
+                                evidence))
+    return claims
+
+
+# ----------------------------------------------------------------------------------------------
+# The verdict page
+# ----------------------------------------------------------------------------------------------
+def collect_claims(results_dir: Path, extra: list[Claim] = ()) -> list[Claim]:
+    """Every claim: ``extra`` (computed by the caller) and those of each ``claims_<chapter>`` function of
+    :mod:`dqrec.findings` (called with ``results_dir`` where it takes an argument). A function that
+    raises is reported as a claim 'not testable here' naming the error, so the page still builds."""
+    from . import findings
+
+    claims = list(extra)
+    for name, fn in sorted(inspect.getmembers(findings, inspect.isfunction)):
+        if not name.startswith("claims_") or fn.__module__ != findings.__name__:
+            continue
+        try:
+            claims += list(fn(results_dir) if inspect.signature(fn).parameters else fn())
+        except Exception as err:  # a missing results file: say so on the page instead of hiding it
+            claims.append(Claim(name.removeprefix("claims_"), f"(claims of {name})", "could not be computed",
+                                "not testable here", f"{type(err).__name__}: {err}", ""))
+    return claims
+
+
+def claims_frame(claims: list[Claim]) -> pd.DataFrame:
+    return pd.DataFrame([c.__dict__ for c in claims], columns=["section", "claim", "ours", "verdict", "why",
+                                                               "evidence"])
+
+
+def chapter_title(stem: str) -> str:
+    """The title (first '# ' heading) of notebooks/<stem>.py, or the stem if there is none."""
+    from .experiment import ROOT
+
+    path = ROOT / "notebooks" / f"{stem}.py"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("# # "):
+                return line[4:].strip()
+    return stem.split("_", 1)[-1].replace("_", " ")
+
+
+def evidence_link(evidence: str, prefix: str = "", chapters=None) -> str:
+    """Markdown link to a chapter by its title: '05_ablations' or '05_ablations#anchor' ->
+    '[Ablations (Table 3)](05_ablations.ipynb)'; the title alone where ``chapters`` (the stems in the
+    book) is given and lacks it."""
+    if not evidence:
+        return ""
+    stem = evidence.split("#")[0]
+    if chapters is not None and stem not in chapters:
+        return f"{_md(chapter_title(stem))} (not in this build)"
+    return f"[{_md(chapter_title(stem))}]({prefix}{stem}.ipynb)"
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def verdict_counts(claims: pd.DataFrame) -> str:
+    """'3 reproduced, 2 partly reproduced, ...' in the order of :data:`VERDICTS`."""
+    counts = claims.verdict.value_counts()
+    return ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
+
+
+def verdict_summary(claims: pd.DataFrame, prefix: str = "", chapters=None) -> str:
+    """Markdown: the counts, then one table row per claim (section, claim, verdict, evidence link)."""
+    lines = [f"Of the paper's {len(claims)} claims tested: **{verdict_counts(claims)}**.", "",
+             "| Section | Claim | Verdict | Evidence |", "| --- | --- | --- | --- |"]
+    lines += [f"| {_md(c.section)} | {_md(c.claim)} | **{c.verdict}** | {evidence_link(c.evidence, prefix, chapters)} |"
+              for c in claims.itertuples()]
+    return "\n".join(lines)
+
+
+def verdict_details(claims: pd.DataFrame, prefix: str = "", chapters=None) -> str:
+    """Markdown: per section a heading, then each claim with ours, verdict, why and the evidence link."""
+    out = []
+    for section, g in claims.groupby("section", sort=False):
+        out.append(f"### {section}\n")
+        for c in g.itertuples():
+            link = evidence_link(c.evidence, prefix, chapters)
+            out.append(f"**{c.claim}** *{c.verdict}*.\n\n- Ours: {c.ours}\n- Why: {c.why}"
+                       + (f"\n- Evidence: {link}" if link else "") + "\n")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------------------------
+def run_provenance(results: pd.DataFrame, cache=None) -> pd.DataFrame:
+    """Per (dataset, split, model[, parameter, value_of_parameter]) of run rows: the seeds, the epochs
+    run per seed ('not recorded' in tables from before epochs were kept), the commits that computed
+    the runs (short) and, from the run files in ``cache``, the fingerprints of the splits the runs saw."""
+    keys = [c for c in ("dataset", "split", "model", "parameter", "value_of_parameter") if c in results.columns]
+    runs = results.drop_duplicates(keys + ["seed"])
+    fingerprints = {}
+    if cache is not None:
+        for path in Path(cache).glob("*.json"):
+            spec = json.loads(path.read_text())
+            fingerprints.setdefault((spec.get("dataset"), spec.get("split")), set()).add(spec.get("data"))
+    rows = []
+    for key, g in runs.groupby(keys, sort=False):
+        g = g.sort_values("seed")
+        row = dict(zip(keys, key))
+        epochs = (", ".join(str(int(e)) for e in g.epochs_run) if "epochs_run" in g.columns else "not recorded")
+        rows.append(dict(row, seeds=", ".join(map(str, g.seed)), epochs=epochs,
+                         commits=", ".join(sorted({str(s)[:8] for s in g.git_sha})),
+                         data=", ".join(sorted(x for x in fingerprints.get((row["dataset"], row["split"]), ()) if x))))
+    return pd.DataFrame(rows)
+
+
+def table_provenance(name: str, results_root: Path) -> dict:
+    """From ``<results_root>/<name>.json``: commit, date, profile, data checksums, wall time."""
+    meta = json.loads((Path(results_root) / f"{name}.json").read_text())
+    return dict(table=name, commit=str(meta.get("git_sha", ""))[:8], created=meta.get("created", ""),
+                profile=meta.get("params", {}).get("profile", ""),
+                checksums="; ".join(f"{k}: {str(v)[:12]}" for k, v in (meta.get("checksums") or {}).items()),
+                wall_minutes=None if meta.get("wall_seconds") is None else round(meta["wall_seconds"] / 60, 1))
+
+
+# The paper's hyper-parameter names (results/paper/hyperparameters.csv) -> the profile key and the
+# model default that set them here.
+HPARAM_KEYS = {"L": "n_layers", "J": "codebook_size", "K": "k", "K_prime": "k_latent", "beta": "beta"}
+MODEL_DEFAULTS = {"optimizer": "Adam", "learning_rate": "lr", "batch_size": "batch_size", "embedding_dim": "dim"}
+
+
+PAPER_COLUMN = "in the paper (6.1.4)"
+
+
+def hyperparameter_deviations(profiles: dict, paper_hparams: pd.DataFrame, model_params: dict) -> pd.DataFrame:
+    """The paper's hyper-parameters (column :data:`PAPER_COLUMN`) beside each profile's value: one row per
+    paper setting, a column per profile; cells equal to the paper read 'as paper'.
+
+    model_params: DQRec's constructor defaults (``make_model('DQRec').get_params()``)."""
+    rows = []
+    for _, p in paper_hparams.iterrows():
+        row = {"setting": p["name"], PAPER_COLUMN: str(p.value)}
+        for prof, params in profiles.items():
+            if p["name"] in HPARAM_KEYS:
+                ours = params.get(HPARAM_KEYS[p["name"]])
+            elif p["name"] == "optimizer":
+                ours = "Adam (dqrec.train.Trainer)"
+            elif p["name"] in MODEL_DEFAULTS:
+                ours = model_params.get(MODEL_DEFAULTS[p["name"]])
+            elif p["name"] == "split":
+                ours = "8:1:1 random, and global temporal (leak-free)"
+            elif p["name"] == "positive_threshold":
+                from .data import POSITIVE_THRESHOLD
+
+                ours = f"rating>{POSITIVE_THRESHOLD:g}"
+            else:
+                ours = "?"
+            same = _same(ours, p.value)
+            row[prof] = "as paper" if same else str(ours)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _same(ours, paper) -> bool:
+    try:
+        return float(ours) == float(paper)
+    except (TypeError, ValueError):
+        return str(ours).split(" ")[0].lower() == str(paper).split(" ")[0].lower()
+
+
+# What the paper states about the scope of each experiment (Sections 6.1-6.4), against which the
+# profiles' choices are compared; None: the paper does not say.
+PAPER_SCOPE = {
+    "Table 1 data sets": ["MovieLens", "Books", "Netflix"],
+    "Table 3 data sets": ["MovieLens", "Books", "Netflix"],
+    "Fig. 3 data set": "MovieLens",
+    "seeds per result": None,
+    "epochs / early stopping": None,
+    "user/item sequence length": None,
+    "representation pre-training epochs": None,
+    "split": "8:1:1 (how, not said)",
+}
+
+
+def profile_deviations(profiles: dict) -> pd.DataFrame:
+    """Where each profile departs from the paper's stated scope (:data:`PAPER_SCOPE`) or fills in
+    what it leaves unsaid: one row per (profile, item) with the paper's statement, ours and whether
+    it is a deviation or a choice where the paper is silent."""
+    paper_name = {v: k for k, v in PAPER_DATASET.items()}
+    rows = []
+
+    def add(profile, item, ours):
+        paper = PAPER_SCOPE[item]
+        if paper is None:
+            kind = "paper silent: our choice"
+        else:
+            same = (sorted(paper_name.get(d, d) for d in ours) == sorted(paper) if isinstance(paper, list)
+                    else str(ours) == str(paper))
+            kind = "as paper" if same else "deviation"
+        shown = ", ".join(ours) if isinstance(ours, list) else str(ours)
+        rows.append(dict(profile=profile, item=item, paper="not stated" if paper is None else
+                         (", ".join(paper) if isinstance(paper, list) else str(paper)), ours=shown, kind=kind))
+
+    for prof, p in profiles.items():
+        add(prof, "Table 1 data sets", [paper_name.get(d, d) for d in p["datasets"]])
+        add(prof, "Table 3 data sets", [paper_name.get(d, d) for d in p["ablation_seeds"]])
+        add(prof, "Fig. 3 data set", paper_name.get(p["sensitivity_dataset"], p["sensitivity_dataset"]))
+        add(prof, "seeds per result", f"Table 1: {len(p['seeds'])}; Table 3: "
+            + "; ".join(f"{d} {len(s)}" for d, s in p["ablation_seeds"].items())
+            + f"; Fig. 3: {len(p['sensitivity_seeds'])}")
+        add(prof, "epochs / early stopping", f"at most {p['epochs']} epochs, stop after {p['patience']} without a "
+            "better validation NDCG@10")
+        add(prof, "user/item sequence length", str(p["seq_len"]))
+        add(prof, "representation pre-training epochs", str(p["representation_epochs"]))
+        add(prof, "split", "8:1:1 random and global temporal, both reported")
+    return pd.DataFrame(rows)
+
+
+def profile_scope(profiles: dict) -> pd.DataFrame:
+    """What each profile runs where the paper is silent or that deviates from it: datasets, seeds,
+    training budget, Table 3 and Fig. 3 scope, representation pre-training."""
+    rows = []
+    for prof, p in profiles.items():
+        rows.append({
+            "profile": prof,
+            "datasets (Table 1)": ", ".join(p["datasets"]),
+            "seeds (Table 1)": ", ".join(map(str, p["seeds"])),
+            "epochs cap / patience": f"{p['epochs']} / {p['patience']}",
+            "sequence length": p["seq_len"],
+            "Table 3 seeds": "; ".join(f"{d}: {', '.join(map(str, s))}" for d, s in p["ablation_seeds"].items()),
+            "Fig. 3 data / seeds": f"{p['sensitivity_dataset']} / {', '.join(map(str, p['sensitivity_seeds']))}",
+            "Fig. 3 grid": "; ".join(f"{k}: {v}" for k, v in p["sensitivity_grid"].items()),
+            "representation epochs": p["representation_epochs"],
+        })
+    return pd.DataFrame(rows).set_index("profile").T

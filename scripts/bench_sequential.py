@@ -1,0 +1,81 @@
+"""Seconds per training epoch of the sequential baselines, estimated from timed training steps.
+
+    python scripts/bench_sequential.py --datasets ml-100k ml-1m --steps 5
+
+For each model: ``setup(split)`` (histories, the untrained net), one warm-up step, then ``--steps`` timed
+steps exactly as the Trainer runs them (batch, loss, backward, Adam step) on random training batches of
+1024; seconds per epoch = median seconds per step x steps per epoch, plus one ``start_epoch`` call
+(ICLRec's k-means E-step). Validation is excluded. Writes results/bench/sequential_epoch.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dqrec import data  # noqa: E402
+from dqrec.experiment import git_sha, machine  # noqa: E402
+from dqrec.registry import make_model  # noqa: E402
+
+MODELS = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
+
+
+def seconds_per_epoch(name: str, split, steps: int, seed: int = 0) -> dict:
+    model = make_model(name, seed=seed, progress=False)
+    model.setup(split)
+    opt = torch.optim.Adam(model.net_.parameters(), lr=model.lr)
+    rng = np.random.default_rng(seed)
+    n, per_epoch = len(model.train_rows_), -(-len(model.train_rows_) // model.batch_size)
+    t0 = time.perf_counter()
+    model.start_epoch(1)
+    start_epoch = time.perf_counter() - t0
+    times = []
+    model.net_.train()
+    for step in range(steps + 1):
+        idx = rng.choice(n, min(model.batch_size, n), replace=False)
+        t0 = time.perf_counter()
+        loss = model.train_loss(model.train_batch(model.train_rows_[idx], rng))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    step_seconds = float(np.median(times))
+    return dict(model=name, dataset=split.name, split=split.kind, train_samples=n, steps_per_epoch=per_epoch,
+                step_seconds_median=step_seconds, start_epoch_seconds=start_epoch,
+                seconds_per_epoch=step_seconds * per_epoch + start_epoch, timed_steps=steps,
+                params=model.get_params())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ml-1m"])
+    ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "sequential_epoch.json"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    for dataset in args.datasets:
+        split = data.prepare(data.load(dataset), "temporal")
+        for name in args.models:
+            row = seconds_per_epoch(name, split, args.steps)
+            row.update(git_sha=git_sha(), machine=machine(), command=" ".join(sys.argv),
+                       note="estimated: median of timed steps x steps per epoch; shared CPU, other jobs running")
+            report[f"{dataset}/{name}"] = row
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=1))
+            print(f"{dataset} {name}: {row['seconds_per_epoch']:.1f} s/epoch ({row['step_seconds_median']:.2f} s/step "
+                  f"x {row['steps_per_epoch']})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

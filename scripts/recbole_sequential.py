@@ -1,0 +1,146 @@
+"""Our SASRec and BERT4Rec against RecBole 1.2.1's on our exact split, both scored by our evaluator.
+
+    python scripts/recbole_sequential.py --dataset ml-100k --split temporal --epochs 200 --seed 0
+
+RecBole runs in its own venv (/work/venvs/recbole, see issue 10; guarded by flock on
+/work/venvs/recbole.lock). Its sequential models are fed our samples as atomic benchmark files: every
+sample is one row with its own history (:func:`dqrec.baselines.sequential.history`, the items of its user
+strictly before its time, oldest first) as ``item_id_list`` (``alias_of_item_id`` makes it share the item
+vocabulary) and its positive as ``item_id``; train rows train, valid rows early-stop (RecBole: full-ranking
+NDCG@10, patience 5; ours: in-batch NDCG@10, patience 5). A sample with an empty history has no RecBole
+row (RecBole cannot encode an empty sequence), so both models are compared on the test samples with a
+history; ours is also reported on all of them. Hyper-parameters are matched where RecBole has them
+(dim 64, 2 layers, heads, dropout, lr 1e-3, batch 1024, max_len 50, BERT4Rec's mask ratio); what differs is
+listed in ``differences`` of the output. Writes results/bench/recbole_sequential.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dqrec import data  # noqa: E402
+from dqrec.baselines.sequential import history  # noqa: E402
+from dqrec.evaluate import evaluate  # noqa: E402
+from dqrec.experiment import git_sha, machine  # noqa: E402
+from dqrec.registry import make_model  # noqa: E402
+
+RECBOLE_PYTHON = "/work/venvs/recbole/bin/python"
+RECBOLE_LOCK = "/work/venvs/recbole.lock"
+MAX_LEN = 50
+RECBOLE_CONFIG = {  # RecBole's names for our models' hyper-parameters
+    "SASRec": dict(hidden_size=64, inner_size=256, n_layers=2, n_heads=1, hidden_dropout_prob=0.2,
+                   attn_dropout_prob=0.2, hidden_act="relu", loss_type="BPR",
+                   train_neg_sample_args={"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False,
+                                          "candidate_num": 0}),
+    "BERT4Rec": dict(hidden_size=64, inner_size=256, n_layers=2, n_heads=2, hidden_dropout_prob=0.1,
+                     attn_dropout_prob=0.1, hidden_act="gelu", mask_ratio=0.2, loss_type="CE",
+                     train_neg_sample_args=None),
+}
+DIFFERENCES = {
+    "SASRec": "ours: pre-LN blocks as SASRec's Eq. 5 plus a final LayerNorm, binary cross-entropy with one sampled "
+              "negative (Eq. 7); RecBole: post-LN blocks with a LayerNorm on the input, BPR with one uniform "
+              "negative (RecBole has no BCE option for SASRec).",
+    "BERT4Rec": "ours: each training window is the sample's history plus its own item, masked with rho = 0.2, "
+                "targets train samples only; RecBole: its mask_itemseq transform (rho = 0.2, plus fine-tuning "
+                "samples that mask only the last item with ft_ratio 0.5).",
+}
+
+
+def export(split, folder: Path, name: str) -> np.ndarray:
+    """Write NAME.{train,valid,test}.inter; return the sample rows that have a history."""
+    hist = history(split, MAX_LEN)
+    has_history = (hist != split.n_items).any(1)
+    s = split.samples
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    for part in ("train", "valid", "test"):
+        rows = np.flatnonzero(has_history & (s.part == part).to_numpy())
+        lines = ["row:float\tuser_id:token\titem_id_list:token_seq\titem_id:token"]
+        for r in rows:
+            seq = " ".join(str(i) for i in hist[r] if i != split.n_items)
+            lines.append(f"{r}\t{s.user.iat[r]}\t{seq}\t{s.item.iat[r]}")
+        (folder / name / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n")
+    return np.flatnonzero(has_history)
+
+
+class ScoreTable:
+    """A scorer over precomputed scores: rows are sample rows, columns our items."""
+
+    def __init__(self, rows: np.ndarray, scores: np.ndarray, items: np.ndarray, n_items: int):
+        self.position = dict(zip(rows.tolist(), range(len(rows))))
+        self.full = np.full((len(rows), n_items), -np.inf, np.float32)
+        self.full[:, items] = scores
+
+    def score(self, batch, items):
+        at = [self.position[r] for r in batch.index]
+        return np.nan_to_num(self.full[np.ix_(at, items)], neginf=-1e30)
+
+
+def metrics(scorer, samples, split) -> dict:
+    res = evaluate(scorer, samples, split.known(), split.n_items, protocols=("full",), ks=(10,), progress=False)
+    return {f"{m}@10": float(v) for m, v in zip(res.metric, res.value)} | {"n_samples": int(len(samples))}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--split", default="temporal", choices=["temporal", "random"])
+    ap.add_argument("--models", nargs="*", default=list(RECBOLE_CONFIG))
+    ap.add_argument("--epochs", type=int, default=200, help="most epochs for both (both stop early on validation)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
+    args = ap.parse_args()
+    split = data.prepare(data.load(args.dataset), args.split)
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"{args.dataset.replace('-', '')}_{args.split}"
+        with_history = export(split, Path(tmp), name)
+        test = split.test
+        test_h = test.loc[test.index.intersection(with_history)]
+        for model_name in args.models:
+            t0 = time.time()
+            ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False)
+            ours.fit(split)
+            fit_seconds = time.time() - t0
+            hist = ours.trainer_.history_
+            ours_epoch = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+            npz = Path(tmp) / f"{model_name}.npz"
+            t0 = time.time()
+            runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
+            subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(args.epochs),
+                            str(args.seed), str(npz),
+                            json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN})],
+                           check=True, cwd=tmp)
+            recbole_seconds = time.time() - t0
+            rb = np.load(npz)
+            table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
+            report[f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"] = dict(
+                dataset=args.dataset, split=args.split, model=model_name, seed=args.seed, max_epochs=args.epochs,
+                ours=dict(test_with_history=metrics(ours, test_h, split), test_all=metrics(ours, test, split),
+                          epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
+                          seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds),
+                recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
+                             seconds_per_epoch=float(np.median(rb["epoch_seconds"])), run_seconds=recbole_seconds,
+                             config=RECBOLE_CONFIG[model_name]),
+                speed_ratio_recbole_over_ours=float(np.median(rb["epoch_seconds"]) / np.median(ours_epoch)),
+                differences=DIFFERENCES[model_name],
+                note="seconds per epoch: training only (validation excluded), median over epochs, both on this "
+                     "machine in the same run (shared CPU: other jobs ran at the same time)",
+                git_sha=git_sha(), machine=machine(), command=" ".join(sys.argv))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=1))
+            print(json.dumps(report[f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"], indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()

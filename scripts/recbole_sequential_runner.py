@@ -1,0 +1,67 @@
+"""Train RecBole 1.2.1's SASRec or BERT4Rec on exported atomic files and dump test scores (RecBole's venv).
+
+Run by scripts/recbole_sequential.py with /work/venvs/recbole/bin/python; imports no dqrec code.
+
+    python recbole_sequential_runner.py DATA_DIR NAME MODEL EPOCHS SEED OUT.npz JSON_CONFIG
+
+DATA_DIR/NAME/NAME.{train,valid,test}.inter hold one row per sample: ``row`` (our sample row),
+``user_id``, ``item_id_list`` (the sample's history, oldest first) and ``item_id`` (its positive). Writes
+OUT.npz: ``rows`` (test sample rows), ``scores`` (len(rows), RecBole's items), ``items`` (our index of
+each score column), ``epoch_seconds`` (RecBole's training seconds of each epoch, validation excluded).
+"""
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.trainer import Trainer  # noqa: E402
+from recbole.utils import get_model, init_seed  # noqa: E402
+
+
+def main(data_dir, name, model_name, epochs, seed, out, extra):
+    config = Config(model=model_name, dataset=name, config_dict=dict(
+        data_path=data_dir, benchmark_filename=["train", "valid", "test"], USER_ID_FIELD="user_id",
+        ITEM_ID_FIELD="item_id", load_col={"inter": ["row", "user_id", "item_id_list", "item_id"]},
+        alias_of_item_id=["item_id_list"], numerical_features=[], epochs=int(epochs), stopping_step=5, eval_step=1,
+        train_batch_size=1024, learning_rate=1e-3, eval_batch_size=1024, metrics=["Recall", "NDCG"], topk=[10],
+        valid_metric="NDCG@10", eval_args={"order": "TO", "mode": "full", "group_by": None}, seed=int(seed),
+        reproducibility=True, use_gpu=False, device="cpu", show_progress=False,
+        checkpoint_dir=os.path.join(data_dir, "saved"), save_dataset=False, save_dataloaders=False,
+        **json.loads(extra)))
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train.dataset).to(config["device"])
+    trainer = Trainer(config, model)
+    seconds = []
+    original = trainer._train_epoch
+
+    def timed(*args, **kwargs):  # RecBole's own epoch, timed without its validation
+        t0 = time.perf_counter()
+        result = original(*args, **kwargs)
+        seconds.append(time.perf_counter() - t0)
+        return result
+
+    trainer._train_epoch = timed
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    trainer.resume_checkpoint(trainer.saved_model_file)  # the best validation epoch
+    model.eval()
+    inter = test.dataset.inter_feat
+    ours = np.array([int(t) for t in dataset.id2token("item_id", np.arange(1, dataset.item_num))])  # our index
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(inter), 1024):
+            batch = inter[start:start + 1024].to(config["device"])
+            scores.append(model.full_sort_predict(batch).view(len(batch), -1)[:, 1:].cpu().numpy())  # 0: [PAD]
+    np.savez(out, rows=inter["row"].numpy().astype(np.int64), scores=np.concatenate(scores), items=ours,
+             epoch_seconds=np.array(seconds), best_valid=float(trainer.best_valid_score))
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,191 @@
+import numpy as np
+import pandas as pd
+
+from dqrec import report
+from dqrec.experiment import PROFILES, paper_table
+from dqrec.findings import VERDICTS, Claim
+
+
+def summary_of(means: dict, counts: dict | None = None, dataset="ml-1m", split="random", protocol="in_batch",
+               sd=0.01):
+    """summarise()-shaped rows: means = {model: value at Recall@5} scaled per metric."""
+    rows = []
+    for model, base in means.items():
+        for i, label in enumerate(report.METRICS):
+            metric, k = label.split("@")
+            n = (counts or {}).get(model, 3)
+            rows.append(dict(dataset=dataset, split=split, protocol=protocol, model=model, metric=metric, k=int(k),
+                             mean=base * (1 + 0.1 * i), std=sd if n > 1 else 0.0, count=n))
+    return pd.DataFrame(rows)
+
+
+def test_table1_block_in_the_papers_layout():
+    s = summary_of({"DQRec": 0.3, "EASE": 0.2}, counts={"EASE": 1})
+    s = s.sample(frac=1, random_state=0)  # input order must not matter
+    text, means = report.table1_block(s, "ml-1m", "random", "in_batch", ["DQRec", "EASE"])
+    assert list(text.index) == report.METRICS  # Recall@5, @10, @20, NDCG@5, ... not alphabetical
+    assert list(text.columns) == ["DQRec", "EASE"] and text.index.name is None and text.columns.name is None
+    assert text.loc["Recall@5", "DQRec"] == "0.3000 ± 0.0100"
+    assert text.loc["Recall@5", "EASE"] == "0.2000"  # one run: no '± 0.0000'
+    html = report.render(text, means, "caption")
+    assert html.count("<b>") == len(report.METRICS) + 1  # one best per row, and the caption
+    # DQRec holds the row maximum, so every bold cell is a DQRec cell
+    mark = report.row_best(means)
+    assert mark["DQRec"].all() and not mark["EASE"].any()
+
+
+def test_row_best_ignores_missing_and_marks_ties():
+    m = pd.DataFrame({"a": [0.1, np.nan], "b": [0.1, 0.2]})
+    assert report.row_best(m).values.tolist() == [[True, True], [False, True]]
+
+
+def test_paper_beside_ours_marks_what_did_not_run():
+    s = summary_of({"DQRec": 0.1, "NCF": 0.05, "BERT4Rec": 0.08})
+    text, means = report.paper_beside_ours(s, paper_table("table1_overall"), "MovieLens", "ml-1m", "random")
+    assert list(text.columns) == list(report.PAPER_MODELS)
+    assert text.loc[("Recall@5", "paper"), "DQRec"] == "0.6204"
+    assert text.loc[("Recall@5", "ours"), "DQRec"].startswith("0.1000")
+    assert text.loc[("Recall@5", "ours"), "Bert4Rec"].startswith("0.0800")  # registry name BERT4Rec
+    assert text.loc[("Recall@5", "ours"), "DuoRec"] == report.NOT_RUN
+    assert text.loc[("Recall@5", "ours"), "LLMRec"] == "not run"
+    assert np.isnan(means.loc[("Recall@5", "ours"), "DuoRec"])
+    assert report.row_best(means).loc[("Recall@5", "ours")].idxmax() == "DQRec"
+    groups = [m for cols in report.PAPER_GROUPS.values() for m in cols]
+    assert sorted(groups) == sorted(report.PAPER_MODELS)  # the split tables show every column once
+
+
+def runs_with_gap(gap: int, n=3000, seed=0):
+    """{model: {seed: {protocol: ranks}}}: DQRec's ranks `gap` places above DualTower's."""
+    rng = np.random.default_rng(seed)
+    runs = {"DQRec": {}, "DualTower": {}}
+    for s in (0, 1, 2):
+        base = rng.integers(0, 40, n)
+        runs["DualTower"][s] = {"in_batch": base + max(gap, 0)}
+        runs["DQRec"][s] = {"in_batch": base + max(-gap, 0)}
+    return runs
+
+
+def claims_for(gap):
+    runs = runs_with_gap(gap)
+    diffs = report.differences_from_ranks(runs, "DQRec", ["DualTower"]).assign(dataset="ml-1m", split="random")
+    means = {m: diffs.set_index("metric").loc["Recall@5", "mean_a" if m == "DQRec" else "mean_b"] for m in runs}
+    rows = []
+    for m, by_seed in runs.items():
+        for label in report.METRICS:
+            metric, k = label.split("@")
+            from dqrec.stats import per_sample
+            vals = [per_sample(r["in_batch"], metric, int(k)).mean() for r in by_seed.values()]
+            rows.append(dict(dataset="ml-1m", split="random", protocol="in_batch", model=m, metric=metric, k=int(k),
+                             mean=np.mean(vals), std=np.std(vals, ddof=1), count=3))
+    del means
+    claims = report.claims_table1(pd.DataFrame(rows), diffs, paper_table("table1_overall"), "ml-1m", ["random"],
+                                  {"Books": "not available here", "Netflix": "not available here"})
+    return {c.claim.split(" (")[0][:40]: c for c in claims}, claims
+
+
+def test_claims_follow_the_numbers():
+    ahead, all_ahead = claims_for(gap=15)
+    behind, all_behind = claims_for(gap=-15)
+    best = [c for c in all_ahead if c.claim.startswith("DQRec outperforms every baseline on every metric")][0]
+    assert best.verdict == "reproduced"
+    worst = [c for c in all_behind if c.claim.startswith("DQRec outperforms every baseline on every metric")][0]
+    assert worst.verdict == "not reproduced" and "behind" in worst.ours
+    aug = [c for c in all_ahead if c.claim.startswith("The augmentation")][0]
+    assert aug.verdict == "reproduced"
+    tie, all_tie = claims_for(gap=0)
+    assert [c for c in all_tie if c.claim.startswith("The augmentation")][0].verdict == "not reproduced"
+    recall_gain = [c for c in all_behind if c.claim.startswith("DQRec's improvement is larger in Recall")][0]
+    assert recall_gain.verdict == "not reproduced"  # behind everywhere: no gain to compare, whatever the sizes
+    magnitude = [c for c in all_ahead if "reaches Recall@5" in c.claim][0]
+    assert magnitude.verdict == "not reproduced"  # ours are far below 0.62
+    assert {c.verdict for c in all_ahead} <= set(VERDICTS)
+    assert sum(c.verdict == "not testable here" for c in all_ahead) >= 2  # Books, Netflix (and unrun baselines)
+
+
+def test_verdict_markdown_counts_and_links():
+    claims = report.claims_frame([Claim("Table 3", "w/o User hurts", "−1%", "reproduced", "why", "05_ablations"),
+                                  Claim("Fig. 3", "J=128 best", "J=16 best", "not reproduced", "why", "06_sensitivity"),
+                                  Claim("Table 1", "Books", "no data", "not testable here", "why", "")])
+    md = report.verdict_summary(claims, prefix="notebooks/")
+    assert "1 reproduced, 1 not reproduced, 1 not testable here" in md
+    assert "[Ablations (Table 3)](notebooks/05_ablations.ipynb)" in md  # the chapter's title
+    assert md.count("\n| ") == 5  # header, rule, 3 claims
+    details = report.verdict_details(claims)
+    assert details.count("### ") == 3 and "*not reproduced*" in details
+
+
+def test_collect_claims_reports_a_failing_chapter(monkeypatch, tmp_path):
+    from dqrec import findings
+
+    def claims_broken(results_dir):
+        raise FileNotFoundError("table3.csv")
+
+    def claims_fine():
+        return [Claim("Fig. 4", "c", "o", "reproduced", "w", "07_case_study")]
+
+    monkeypatch.setattr(findings, "claims_zz_broken", claims_broken, raising=False)
+    monkeypatch.setattr(findings, "claims_zz_fine", claims_fine, raising=False)
+    claims_broken.__module__ = claims_fine.__module__ = findings.__name__
+    got = report.collect_claims(tmp_path, [Claim("Table 1", "x", "y", "partly reproduced", "z", "04_table1")])
+    assert got[0].section == "Table 1"
+    broken = [c for c in got if "claims_zz_broken" in c.claim]
+    assert broken and broken[0].verdict == "not testable here" and "table3.csv" in broken[0].why
+    assert any(c.section == "Fig. 4" for c in got)
+
+
+def test_hyperparameters_beside_each_profile():
+    from dqrec.registry import make_model
+
+    profiles = dict(PROFILES, other=dict(PROFILES["paper"], k=5))
+    table = report.hyperparameter_deviations(profiles, paper_table("hyperparameters"), make_model("DQRec").get_params())
+    by = table.set_index("setting")
+    assert by.loc["learning_rate", report.PAPER_COLUMN] == "1e-3"
+    assert (by["paper"] == "as paper").all(), by["paper"]  # the paper profile keeps every stated setting
+    assert by.loc["K", "other"] == "5" and (by.drop(index="K")["other"] == "as paper").all()
+    wrong_lr = report.hyperparameter_deviations(PROFILES, paper_table("hyperparameters"),
+                                                dict(make_model("DQRec").get_params(), lr=0.01)).set_index("setting")
+    assert wrong_lr.loc["learning_rate", "paper"] == "0.01"
+    scope = report.profile_scope(PROFILES)
+    assert scope.loc["Fig. 3 data / seeds", "paper"].startswith(PROFILES["paper"]["sensitivity_dataset"])
+
+
+def test_run_provenance_lists_commits_seeds_epochs():
+    rows = pd.DataFrame(dict(dataset="d", split="s", model=["A", "A", "B"], seed=[0, 1, 0],
+                             epochs_run=[12, 15, 3], git_sha=["abcdef123456", "0123456789ab", "abcdef123456"]))
+    prov = report.run_provenance(rows).set_index("model")
+    assert prov.loc["A", "seeds"] == "0, 1" and prov.loc["A", "epochs"] == "12, 15"
+    assert prov.loc["A", "commits"] == "01234567, abcdef12" and prov.loc["B", "commits"] == "abcdef12"
+    no_epochs = report.run_provenance(rows.drop(columns="epochs_run"))
+    assert (no_epochs.epochs == "not recorded").all()
+
+
+def test_merge_claims_combines_splits():
+    c = lambda v, ours: Claim("Table 1", "X beats Y", ours, v, "why", "04_table1")
+    [one] = report.merge_claims([c("reproduced", "random: yes"), c("not reproduced", "temporal: no")])
+    assert one.verdict == "partly reproduced" and one.ours == "random: yes temporal: no"
+    [none] = report.merge_claims([c("not reproduced", "a"), c("not reproduced", "b")])
+    assert none.verdict == "not reproduced"
+    assert len(report.merge_claims([c("reproduced", "a"), Claim("Table 3", "other", "o", "reproduced", "w", "")])) == 2
+
+
+def test_profile_deviations_name_what_differs_from_the_paper():
+    dev = report.profile_deviations(PROFILES).set_index(["profile", "item"])
+    assert dev.loc[("paper", "Table 1 data sets"), "kind"] == "deviation"  # no Books, no Netflix
+    assert "MovieLens" in dev.loc[("paper", "Table 1 data sets"), "ours"]
+    fig3 = dev.loc[("paper", "Fig. 3 data set")]
+    assert fig3.kind == ("as paper" if PROFILES["paper"]["sensitivity_dataset"] == "ml-1m" else "deviation")
+    assert dev.loc[("paper", "epochs / early stopping"), "kind"] == "paper silent: our choice"
+    same = dict(PROFILES["paper"], datasets=["ml-1m", "amazon-books-2023", "netflix"])
+    assert report.profile_deviations({"x": same}).set_index("item").loc["Table 1 data sets", "kind"] == "as paper"
+
+
+def test_column_chunks_cover_every_column_once():
+    cols = [f"m{i}" for i in range(14)]
+    chunks = report.column_chunks(cols, 6)
+    assert [len(c) for c in chunks] == [6, 6, 2] and sum(chunks, []) == cols
+
+
+def test_evidence_links_only_to_chapters_in_the_build():
+    assert report.evidence_link("05_ablations", "notebooks/") == "[Ablations (Table 3)](notebooks/05_ablations.ipynb)"
+    assert report.evidence_link("05_ablations", chapters={"04_table1"}) == "Ablations (Table 3) (not in this build)"
+    assert report.evidence_link("") == ""

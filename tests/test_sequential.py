@@ -1,0 +1,217 @@
+"""Sequential baselines (SASRec, BERT4Rec, CL4SRec, DuoRec, ICLRec): histories, masking, augmentations,
+that they learn planted sequential structure, determinism."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dqrec import data
+from dqrec.baselines import MostPopular
+from dqrec.baselines.cl4srec import augment, crop, mask, reorder
+from dqrec.baselines.duorec import same_target_partner
+from dqrec.baselines.sequential import SequenceEncoder, history, history_rows, info_nce
+from dqrec.evaluate import evaluate
+from dqrec.registry import make_model
+
+SEQUENTIAL = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
+SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10, progress=False, device="cpu")
+EXTRA = {"ICLRec": dict(n_intents=8)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread avoids the synchronisation cost of two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_split(ratings, kind="temporal"):
+    n_users, n_items = ratings.user.max() + 1, ratings.item.max() + 1
+    users = pd.DataFrame({"gender": ["F"] * n_users}, index=pd.Index(range(n_users)))
+    items = pd.DataFrame({"title": [f"item {i}" for i in range(n_items)]}, index=pd.Index(range(n_items)))
+    return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=4)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Every user walks the item cycle 0 -> 1 -> ... -> 59 -> 0 from a random start, one step per time unit:
+    the next item is the last one plus 1, while every item is about equally popular."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(160):
+        start, t0 = rng.integers(0, 60), rng.integers(0, 1000)
+        rows += [(u, (start + k) % 60, 5.0, float(t0 + k)) for k in range(12)]
+    return make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+
+
+@pytest.fixture(scope="module")
+def tied():
+    """Random histories with many ties in time (timestamps drawn from 8 values)."""
+    rng = np.random.default_rng(1)
+    ratings = pd.DataFrame({"user": rng.integers(0, 30, 600), "item": rng.integers(0, 50, 600), "rating": 5.0,
+                            "timestamp": rng.integers(0, 8, 600).astype(float) + 1e9})
+    return make_split(ratings.drop_duplicates(["user", "item"]), kind="random")
+
+
+def recall10(model, split):
+    res = evaluate(model, split.test, split.known(), split.n_items, protocols=("full",), ks=(10,), progress=False)
+    return res.set_index("metric").value["Recall"]
+
+
+def fit(name, split, **kw):
+    return make_model(name, **{**SMALL, **EXTRA.get(name, {}), **kw}).fit(split)
+
+
+# ----------------------------------------------------------------------------- histories
+@pytest.mark.parametrize("max_len", [3, 20])
+def test_history_is_the_users_items_strictly_before(tied, max_len):
+    s = tied.samples
+    rows, items = history_rows(tied, max_len), history(tied, max_len)
+    assert rows.shape == items.shape == (len(s), max_len)
+    user, t, item = s.user.to_numpy(), s.timestamp.to_numpy(), s.item.to_numpy()
+    for r in range(len(s)):
+        before = np.flatnonzero((user == user[r]) & (t < t[r]))  # all parts, ties excluded
+        got = rows[r][rows[r] >= 0]
+        assert len(got) == min(len(before), max_len)
+        assert (user[got] == user[r]).all() and (t[got] < t[r]).all()
+        assert (np.diff(t[got]) >= 0).all()  # oldest -> newest
+        assert (rows[r][:max_len - len(got)] == -1).all()  # left-padded
+        assert (items[r] == np.where(rows[r] >= 0, item[rows[r]], tied.n_items)).all()
+        if len(before) > max_len:  # the most recent ones are kept
+            assert t[got].min() >= np.sort(t[before])[-max_len]
+
+
+# ----------------------------------------------------------------------------- masking
+@pytest.mark.parametrize("causal", [True, False])
+def test_a_later_item_changes_no_earlier_output_when_causal(causal):
+    torch.manual_seed(0)
+    enc = SequenceEncoder(n_items=20, dim=16, max_len=6, n_layers=2, n_heads=2, dropout=0.1, causal=causal).eval()
+    seq = torch.tensor([[20, 3, 5, 7, 9, 11], [20, 20, 2, 4, 6, 8]])
+    later = seq.clone()
+    later[:, 4] = torch.tensor([1, 13])
+    a, b = enc(seq), enc(later)
+    earlier_same = torch.allclose(a[:, :4], b[:, :4], atol=1e-6)
+    assert earlier_same == causal  # BERT4Rec's bidirectional encoder is the deliberate exception
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-6)
+
+
+def test_padding_is_never_attended():
+    torch.manual_seed(0)
+    enc = SequenceEncoder(n_items=20, dim=16, max_len=6, n_layers=2, n_heads=2, dropout=0.0, causal=False).eval()
+    seq = torch.tensor([[20, 20, 2, 4, 6, 8]])
+    with torch.no_grad():
+        enc.item_embedding.weight[20] = torch.randn(16)  # a padding row that leaked would change the outputs
+    short = enc(torch.tensor([[2, 4, 6, 8]]))  # the same items without padding, at the same positions
+    assert torch.allclose(enc(seq)[:, 2:], short, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,causal", [("SASRec", True), ("CL4SRec", True), ("DuoRec", True), ("ICLRec", True),
+                                         ("BERT4Rec", False)])
+def test_models_use_the_encoder_they_claim(name, causal):
+    assert make_model(name).causal is causal
+
+
+# ----------------------------------------------------------------------------- augmentations
+PAD, MASK = 50, 51
+SEQ = torch.tensor([[PAD] * 6 + [1, 2, 3, 4], [PAD] * 2 + [10, 11, 12, 13, 14, 15, 16, 17], [PAD] * 9 + [7]])
+
+
+def items_of(row):
+    return row[row != PAD].tolist()
+
+
+def test_crop_keeps_a_contiguous_run_of_floor_eta_n_items():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        out = crop(SEQ, PAD, 0.6, gen)
+        assert out.shape == SEQ.shape
+        for row, orig in zip(out, SEQ):
+            kept, items = items_of(row), items_of(orig)
+            assert len(kept) == int(np.floor(0.6 * len(items)))
+            assert (row[:len(row) - len(kept)] == PAD).all()  # still left-padded
+            starts = [i for i in range(len(items)) if items[i:i + len(kept)] == kept]
+            assert starts, (kept, items)
+
+
+def test_mask_replaces_floor_gamma_n_items_and_nothing_else():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        out = mask(SEQ, PAD, 0.3, MASK, gen)
+        assert out.shape == SEQ.shape
+        for row, orig in zip(out, SEQ):
+            n = len(items_of(orig))
+            assert (row == MASK).sum() == int(np.floor(0.3 * n))
+            kept = row != MASK
+            assert (row[kept] == orig[kept]).all()
+            assert ((row == PAD) == (orig == PAD)).all()
+
+
+def test_reorder_shuffles_one_run_and_keeps_the_items():
+    gen = torch.Generator().manual_seed(0)
+    changed = False
+    for _ in range(20):
+        out = reorder(SEQ, PAD, 0.6, gen)
+        for row, orig in zip(out, SEQ):
+            assert sorted(row.tolist()) == sorted(orig.tolist())  # same items, same padding
+            assert ((row == PAD) == (orig == PAD)).all()
+            moved = np.flatnonzero((row != orig).numpy())
+            if len(moved):
+                changed = True
+                assert moved.max() - moved.min() < int(np.floor(0.6 * len(items_of(orig))))  # one run
+    assert changed
+
+
+def test_augment_leaves_histories_shorter_than_two():
+    gen = torch.Generator().manual_seed(0)
+    out = augment(SEQ, PAD, MASK, torch.tensor([1, 1, 1]), 0.6, 0.9, 0.6, gen)
+    assert out[2].tolist() == SEQ[2].tolist()
+    assert (out[1] == MASK).sum() == 7
+
+
+def test_same_target_partner():
+    targets = np.array([3, 1, 3, 2, 3, 1])
+    partner = same_target_partner(targets, np.random.default_rng(0))
+    assert (targets[partner] == targets).all()
+    assert partner[3] == 3  # alone with its target
+    assert all(partner[i] != i for i in (0, 1, 2, 4, 5))
+
+
+def test_info_nce_by_hand():
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    z = torch.cat([a, b])
+    sim = z @ z.T
+    want = np.mean([-(sim[i, (i + 2) % 4] - torch.logsumexp(sim[i][torch.arange(4) != i], 0)).item()
+                    for i in range(4)])
+    assert info_nce(a, b).item() == pytest.approx(want, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- learning, determinism
+@pytest.fixture(scope="module")
+def fitted(planted):
+    return {name: fit(name, planted) for name in SEQUENTIAL}
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_learns_the_planted_sequence(planted, fitted, name):
+    popular = recall10(MostPopular().fit(planted), planted)
+    assert recall10(fitted[name], planted) > popular + 0.3
+
+
+@pytest.mark.parametrize("name", ["SASRec", "ICLRec"])
+def test_same_seed_same_scores(planted, fitted, name):
+    again = fit(name, planted)
+    test = planted.test.iloc[:50]
+    items = np.arange(planted.n_items)
+    assert np.array_equal(fitted[name].score(test, items), again.score(test, items))
+    other = fit(name, planted, seed=1, epochs=1)
+    assert not np.allclose(fitted[name].score(test, items), other.score(test, items))
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_profile_parameters_do_not_leak_into_sequential_models(name):
+    """A profile's n_layers, k and beta are DQRec's; a sequential model must not take them."""
+    from dqrec.experiment import model_kwargs, profile_params
+
+    assert set(model_kwargs(name, 0, profile_params("paper"))) <= {"epochs", "patience", "progress", "device", "seed"}
