@@ -55,8 +55,8 @@ def test_run_models_caches_and_resumes(tmp_path, monkeypatch):
 
 
 def test_unknown_model():
-    with pytest.raises(ValueError, match="unknown model 'NCF'"):
-        experiment.fit_model("NCF", planted_split(), 0, experiment.profile_params("test"))
+    with pytest.raises(ValueError, match="unknown model 'NoSuchModel'"):
+        experiment.fit_model("NoSuchModel", planted_split(), 0, experiment.profile_params("test"))
 
 
 def test_table2_beside_paper_and_mean_sd_table():

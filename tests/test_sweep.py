@@ -43,8 +43,8 @@ def test_enumerators_follow_the_profile():
     assert {dict(r.labels)["parameter"]: dict(r.overrides) for r in f3}["k"] == {"k": grid["k"][-1]}
     assert {(r.dataset, r.split) for r in sweep.loss(experiment.profile_params("paper"))} == {
         ("ml-100k", "temporal"), ("ml-1m", "temporal"), ("ml-1m", "random")}
-    with pytest.raises(ValueError, match="unknown model 'NCF'"):
-        sweep.table1(p, models=["NCF"])
+    with pytest.raises(ValueError, match="unknown model 'NoSuchModel'"):
+        sweep.table1(p, models=["NoSuchModel"])
 
 
 @pytest.fixture(scope="module")
