@@ -170,6 +170,19 @@ def _main_metric(res: pd.DataFrame) -> str:
     return "Recall@10 " + ", ".join(f"{p} {r[p]:.4f}" for p in ("in_batch", "full") if p in r)
 
 
+def missing_summary(runs) -> str:
+    """One line per model: its absent (dataset, split) cells and their seeds, e.g.
+    ``NCF: ml-1m temporal seeds 0, 1, 2; ml-100k random seeds 1, 2``."""
+    cells: dict[str, dict[str, list]] = {}
+    for r in runs:
+        cell = " ".join([r.dataset, r.split] + [f"{k}={v}" for k, v in r.overrides])
+        cells.setdefault(r.model, {}).setdefault(cell, []).append(r.seed)
+    return "\n".join(f"  {model}: " + "; ".join(f"{cell} seed{'s' if len(seeds) > 1 else ''} "
+                                                 + ", ".join(map(str, sorted(seeds)))
+                                                 for cell, seeds in by_cell.items())
+                     for model, by_cell in cells.items())
+
+
 def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, address: str | None = None,
             gpus_per_run: float = 0, cpus_per_run: int = 1, threads: int | None = None, missing: str = "compute",
             splits=None, progress: bool = True, log=print) -> Outcome:
@@ -216,8 +229,8 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
             (todo if missing == "compute" else skipped)[key] = (run, path)
     todo, skipped = list(todo.values()), list(skipped.values())
     if skipped:
-        log(f"{len(skipped)} of {len(runs)} runs are not in {cache} and were skipped (missing='skip'): "
-            + "; ".join(str(r) for r, _ in skipped))
+        log(f"{len(skipped)} of {len(runs)} runs are not in {cache} and were skipped (missing='skip'):\n"
+            + missing_summary([r for r, _ in skipped]))
     bar = tqdm(total=len(found) + len(todo) + len(skipped), initial=len(found), desc="runs", unit="run",
                disable=not (progress and todo), dynamic_ncols=True)
     say = (lambda line: bar.write(line)) if progress else log

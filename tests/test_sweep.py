@@ -184,3 +184,10 @@ def test_each_dataset_is_read_once_and_each_split_prepared_once(monkeypatch):
     split_of = sweep._Splits()
     splits = [split_of(r, params) for r in runs]
     assert loads == ["ml-100k"] and prepares == ["temporal", "random"] and splits[0] is splits[1]
+
+
+def test_missing_summary_lists_each_models_absent_cells_and_seeds():
+    runs = [sweep.Run("ml-1m", "temporal", "NCF", s) for s in (2, 0)] + [
+        sweep.Run("ml-100k", "random", "NCF", 1), sweep.Run("ml-100k", "temporal", "DQRec", 0, (("k", 5),))]
+    assert sweep.missing_summary(runs).splitlines() == [
+        "  NCF: ml-1m temporal seeds 0, 2; ml-100k random seed 1", "  DQRec: ml-100k temporal k=5 seed 0"]
