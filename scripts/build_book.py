@@ -3,6 +3,7 @@
     python scripts/build_book.py --profile quick            # what `make book` runs
     python scripts/build_book.py --profile paper --no-build # refresh the committed results/
     python scripts/build_book.py --only 01_datasets 02_dqvae --no-build
+    python scripts/build_book.py --profile paper --no-execute   # render the committed paper book as it is
 
 Executed notebooks go to results/notebooks/ (paper profile, committed) or results/<profile>/notebooks/
 (never committed); the book shows the chapters of that one profile. Each page starts with a banner naming
@@ -184,6 +185,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "notebooks/NN_*.py. Already executed notebooks of the profile are still rendered")
     ap.add_argument("--no-build", action="store_true",
                     help="execute the notebooks only; do not render the jupyter-book (book/_build/html)")
+    ap.add_argument("--no-execute", action="store_true",
+                    help="execute nothing; render the notebooks already executed under the profile (for the paper "
+                         "profile: the committed results/notebooks/)")
     ap.add_argument("--missing", choices=["compute", "skip"],
                     help="for the notebooks that run models (their `missing` parameter): 'skip' renders from the run "
                          "cache and lists the runs it lacks instead of computing them (default: the notebooks', "
@@ -195,6 +199,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="after a failed notebook, still execute the remaining ones (the book is not rendered and "
                          "the exit status is 1 either way)")
     args = ap.parse_args(argv)
+    if args.no_execute and (args.only or args.no_build):
+        ap.error("--no-execute renders only: it takes neither --only nor --no-build")
     if args.only:
         known = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py")}
         unknown = sorted(set(args.only) - known)
@@ -209,6 +215,8 @@ def main(argv=None) -> int:
     sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"), key=lambda s: (s.stem == VERDICT, s.name))
     if args.only:
         sources = [s for s in sources if s.stem in args.only]
+    if args.no_execute:
+        sources = []
     out_dir = results_dir(args.profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = []

@@ -10,7 +10,8 @@ the DOM that Chromium prints). A page fails on:
 * a broken image (not loaded, or zero width);
 * a raw traceback or an error output cell;
 * un-rendered math: ``$$``, ``\\frac``, ``\\begin{``, ``\\hat{``, ... in text outside math, code and
-  pre blocks (MyST puts what it parsed as math into ``.math`` elements, typeset by MathJax);
+  pre blocks (MyST puts what it parsed as math into ``.math`` elements), or a ``.math`` element that
+  MathJax left untypeset (MathJax is served from the book's ``_static``, so this holds offline);
 * horizontal overflow: a table, figure, image or output wider than the article column unless it
   scrolls inside its own box, anything clipped by an ``overflow: hidden`` box, or a page wider than
   the window;
@@ -42,6 +43,11 @@ CHECK_JS = r"""
     const cap = el.querySelector && el.querySelector('caption');
     return s + (cap ? ' "' + cap.textContent.trim().slice(0, 60) + '"' : '');
   }
+  function overhang(el) {  // px of content past the box's right edge (typeset math: its container's glyph box)
+    const mjx = el.matches('.math') && el.querySelector('mjx-container');
+    if (mjx) return mjx.getBoundingClientRect().right - el.getBoundingClientRect().right;
+    return el.scrollWidth - el.clientWidth;
+  }
   function run() {
     const problems = [];
     const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
@@ -59,6 +65,9 @@ CHECK_JS = r"""
       const m = node.textContent.match(RAW_MATH);
       if (m) problems.push('un-rendered math "' + m[0] + '" in: ' + node.textContent.trim().slice(0, 100));
     }
+    article.querySelectorAll('.math').forEach(el => {
+      if (!el.querySelector('mjx-container')) problems.push('math not typeset: ' + el.textContent.trim().slice(0, 80));
+    });
     const candidates = article.querySelectorAll('table, img, figure, svg, pre, div.cell_output, div.output, .math');
     candidates.forEach(el => {
       const r = el.getBoundingClientRect();
@@ -74,7 +83,7 @@ CHECK_JS = r"""
       if (clipped) problems.push('cut off by an overflow:hidden box: ' + describe(el));
       else if (!scrolls && (r.right > box.right + 2 || r.left < box.left - 2))
         problems.push('wider than the page (' + Math.round(r.width) + ' px, column ' + Math.round(box.width) + ' px): ' + describe(el));
-      else if (el.tagName !== 'IMG' && (selfOx === 'hidden' || selfOx === 'clip') && el.scrollWidth > el.clientWidth + 2)
+      else if (el.tagName !== 'IMG' && (selfOx === 'hidden' || selfOx === 'clip') && overhang(el) > 2)
         problems.push('content cut off inside: ' + describe(el));
     });
     if (document.documentElement.scrollWidth > window.innerWidth + 2)
@@ -82,8 +91,12 @@ CHECK_JS = r"""
     const headings = Array.from(article.querySelectorAll('h1, h2, h3')).map(h => h.textContent.replace(/[#¶]/g, '').trim());
     document.body.setAttribute('data-book-check', JSON.stringify({problems: problems, headings: headings}));
   }
-  if (document.readyState === 'complete') setTimeout(run, 300);
-  else window.addEventListener('load', () => setTimeout(run, 300));
+  function typesetThenRun() {  // MathJax typesets asynchronously: wait for it when the page loaded it
+    const mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+    (mj ? mj.then(run, run) : Promise.resolve().then(run));
+  }
+  if (document.readyState === 'complete') setTimeout(typesetThenRun, 300);
+  else window.addEventListener('load', () => setTimeout(typesetThenRun, 300));
 })();
 """
 

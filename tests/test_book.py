@@ -64,7 +64,7 @@ needs_chromium = pytest.mark.skipif(not any(shutil.which(n) for n in ("chromium"
 
 PAGE = """<!DOCTYPE html><html><head><style>article {{ width: 600px; }}</style></head>
 <body><main><article class="bd-article">{body}</article></main></body></html>"""
-GOOD = ("<h1>Chapter</h1><p>Text with math <span class='math'>\\(\\frac{{a}}{{b}}\\)</span>.</p>"
+GOOD = ("<h1>Chapter</h1><p>Text with math <span class='math'><mjx-container>a/b</mjx-container></span>.</p>"
         "<div class='cell_output'><div style='overflow-x: auto'><table><tr>{cells}</tr></table></div></div>"
         "<pre>x = 1</pre><h2>What we found</h2><p>Numbers.</p>")
 WIDE_CELLS = "".join(f"<td>cell-number-{i}</td>" for i in range(60))
@@ -93,13 +93,15 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
         "06_no_findings.html": GOOD.format(cells="").replace("What we found", "Discussion"),
         "07_clipped.html": GOOD.format(cells="") + "<div style='overflow: hidden; width: 300px'><table><tr>" + WIDE_CELLS
                            + "</tr></table></div>",
+        "08_untypeset.html": GOOD.format(cells="") + "<p>MathJax did not run: <span class='math'>\\(a\\)</span></p>",
         "00_verdict.html": "<h1>Verdict</h1>",  # the verdict page needs no findings section
     }
     report = mod.check_book(write_book(tmp_path, broken))
     assert report["index.html"] == [] and report["notebooks/01_good.html"] == []
     assert report["notebooks/00_verdict.html"] == []
     expect = {"02_image": "broken image", "03_traceback": "traceback", "04_math": "un-rendered math",
-              "05_overflow": "wider than the page", "06_no_findings": "What we found", "07_clipped": "cut off"}
+              "05_overflow": "wider than the page", "06_no_findings": "What we found", "07_clipped": "cut off",
+              "08_untypeset": "math not typeset"}
     for stem, words in expect.items():
         problems = report[f"notebooks/{stem}.html"]
         assert any(words in p for p in problems), (stem, problems)
