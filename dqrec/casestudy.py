@@ -122,3 +122,17 @@ def pair_profile(split: Split, aug: SideAugmentation, users: tuple[int, int], to
     cols = {f"user {split.user_ids[u]} ({'-'.join(map(str, aug.codes[aug.store[u]]))})": profiles[u] for u in users}
     table = pd.DataFrame(cols, index=genres)
     return table.loc[table.sum(axis=1).sort_values(ascending=False).index[:top]]
+
+
+def pair_users(split: Split, aug: SideAugmentation, users: tuple[int, int], n_titles: int = 4) -> pd.DataFrame:
+    """The two users of a case pair side by side (one column each): semantic ID, training items, items in
+    common, top genres and most recent titles, from :func:`dqrec.augment.describe_user`."""
+    from .augment import describe_user
+
+    rows = [describe_user(split, aug, int(aug.store[u]), n_neighbours=0, n_titles=n_titles).iloc[0] for u in users]
+    common = len(set(split.train.item[split.train.user == users[0]]) & set(split.train.item[split.train.user == users[1]]))
+    table = pd.DataFrame({f"user {r.user}": {"semantic ID": r.semantic_id, "training items": r.train_items,
+                                             "items in common": common, "top genres": r.top_genres,
+                                             "most recent titles": r.recent_titles.replace("; ", "<br>")}
+                          for r in rows})
+    return table.rename_axis(None)

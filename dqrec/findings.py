@@ -367,6 +367,25 @@ def sensitivity_differences(split, params: dict, cache: Path, seeds, grid: dict,
     return pd.DataFrame(rows)
 
 
+def sensitivity_differences_table(diffs: pd.DataFrame, protocol: str = "in_batch") -> pd.DataFrame:
+    """Readable form of :func:`sensitivity_differences` under ``protocol``: each value against the best
+    value of its parameter, the relative change and both 95% intervals (over test samples, over seeds;
+    relative to the best value's mean). A difference is beyond the noise only when both intervals
+    exclude zero, so both are shown; the best value itself reads 'best'."""
+    d = diffs[diffs.protocol == protocol]
+
+    def interval(lo, hi):
+        return ("[" + (100 * lo / d.mean_b).map("{:+.1f}%".format) + ", " + (100 * hi / d.mean_b).map("{:+.1f}%".format)
+                + "]").where(lo.notna(), "one seed")
+
+    is_best = d.value.astype(str) == d.best_value.astype(str)
+    return pd.DataFrame({"value": d.a, "best value": d.b, d.metric.iloc[0] if len(d) else "metric": d.mean_a.map("{:.4f}".format),
+                         "change": (100 * d.relative).map("{:+.1f}%".format).where(~is_best, "–"),
+                         "95% CI, test samples": interval(d.ci_lo, d.ci_hi).where(~is_best, "–"),
+                         "95% CI, seeds": interval(d.seed_ci_lo, d.seed_ci_hi).where(~is_best, "–"),
+                         "verdict": d.verdict.where(~is_best, "best")}).reset_index(drop=True)
+
+
 def claims_sensitivity(results: Path, protocol: str = "in_batch", metric: str = "Recall@10") -> list[Claim]:
     """Fig. 3's shapes from results/sensitivity_differences.csv: for K and J (and L), an interior best
     value with both ends worse beyond the noise reproduces the claim; one end, partly; a best value at

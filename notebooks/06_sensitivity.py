@@ -43,11 +43,13 @@ missing = "compute"  # "skip": show the cached runs only and list the missing on
 # %%
 import warnings
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import data, plots, sweep
 from dqrec.experiment import profile_params, results_dir, timer, write_table
-from dqrec.findings import SYMBOLS, claims_sensitivity, sensitivity_differences, sensitivity_discussion, to_markdown
+from dqrec.findings import (SYMBOLS, claims_sensitivity, sensitivity_differences, sensitivity_differences_table,
+                            sensitivity_discussion, to_markdown)
+from dqrec.report import plain
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
@@ -117,12 +119,8 @@ with timer() as t_diff:
     diffs = sensitivity_differences(data.prepare(data.load(dataset), split=split_kind, seq_len=params["seq_len"], seed=0),
                                     params, results_dir(profile) / "runs", seeds, grid)
 write_table(diffs, "sensitivity_differences", params, t_diff())
-diffs.query("protocol == 'in_batch'").assign(
-    change=lambda d: (100 * d.relative).map("{:+.1f}%".format),
-    interval=lambda d: (100 * d.ci_lo / d.mean_b).map("[{:+.1f}%".format) + ", "
-    + (100 * d.ci_hi / d.mean_b).map("{:+.1f}%]".format))[["a", "b", "mean_a", "change", "interval", "verdict"]].rename(
-    columns={"a": "value", "b": "best", "mean_a": "Recall@10", "interval": "95% CI (test samples)"}).style.hide(
-    axis="index").format({"Recall@10": "{:.4f}"})
+HTML(plain(sensitivity_differences_table(diffs), caption="Each value against the best value of its parameter "
+           "(Recall@10, in-batch protocol); beyond the noise only when both intervals exclude 0"))
 
 # %% [markdown]
 # ## What we found

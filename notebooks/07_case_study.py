@@ -34,9 +34,9 @@ min_items = 20  # the case pair's users have at least this many training items
 # %%
 import warnings
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
-from dqrec import augment, casestudy, data, plots
+from dqrec import augment, casestudy, data, plots, report
 from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import MIN_PAIRS, case_study_discussion, claims_case_study, to_markdown
 from dqrec.representation import RepresentationModel
@@ -64,10 +64,8 @@ profile_table = casestudy.pair_profile(split, users, pair)
 plots.pair_genres(profile_table);
 
 # %%
-for u in pair:
-    row = int(users.store[u])
-    display(augment.describe_user(split, users, row, n_neighbours=0).style.set_caption(
-        f"user {split.user_ids[u]} at its stored state"))
+HTML(report.plain(casestudy.pair_users(split, users, pair).reset_index(names=""),
+                  caption="The pair at its stored states (the training items behind each semantic ID)"))
 
 # %% [markdown]
 # ## All pairs
@@ -99,8 +97,9 @@ summary.assign(
     + summary.genre_cosine_no_common_item_sd.map("{:.3f}".format).replace("nan", "–"),
 )[["shared_codes", "pairs", "history_jaccard", "cosine", "pairs_no_common_item", "cosine_no_common"]].rename(columns={
     "shared_codes": "shared codes", "history_jaccard": "history Jaccard", "cosine": "taste cosine (mean ± sd)",
-    "pairs_no_common_item": "pairs with no common item", "cosine_no_common": "their taste cosine"}).style.hide(
-    axis="index").format({"pairs": "{:,}", "pairs with no common item": "{:,}", "history Jaccard": "{:.4f}"})
+    "pairs_no_common_item": "pairs with no common item", "cosine_no_common": "their taste cosine"}).pipe(
+    lambda t: HTML(report.plain(t.assign(**{c: t[c].map("{:,}".format) for c in ("pairs", "pairs with no common item")}),
+                                caption="Pairs of stored users by the number of codes their semantic IDs share")))
 
 # %% [markdown]
 # ## What we found
