@@ -558,8 +558,12 @@ def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: 
     style = pd.DataFrame("", index=table.index, columns=table.columns)
     for (v, c) in grey:
         style.loc[v, c] = "color: #888888"
-    return table.style.apply(lambda _: style, axis=None).set_caption(
-        f"{metric}@{k}, {protocol.replace('_', '-')} protocol; grey: our change is inside the noise")
+    from .report import TABLE_CELL_CSS
+
+    return (table.style.apply(lambda _: style, axis=None).set_table_attributes('class="dqrec-table"')
+            .set_table_styles([{"selector": "td, tbody th", "props": TABLE_CELL_CSS},
+                               {"selector": "thead th", "props": "font-size: 0.85em; padding: 2px 6px;"}])
+            .set_caption(f"{metric}@{k}, {protocol.replace('_', '-')} protocol; grey: our change is inside the noise"))
 
 
 def _ours_column(g: pd.DataFrame, d: pd.DataFrame, name: str, kind: str, variants, grey: dict) -> dict:
