@@ -41,7 +41,7 @@ PROFILES: dict[str, dict] = {
     "paper": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES + PAPER_BASELINES),
                   datasets=["ml-1m", "ml-100k", "ml-latest-small"], main_dataset="ml-1m",
                   seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
-                  ablation_seeds={"ml-1m": [0], "ml-100k": [0, 1, 2]}, ablation_splits=["temporal"],
+                  ablation_seeds={"ml-1m": [0, 1, 2], "ml-100k": [0, 1, 2]}, ablation_splits=["temporal"],
                   loss_runs={"ml-100k": {"temporal": [0, 1, 2]}, "ml-1m": {"temporal": [0], "random": [0]}},
                   sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
                   forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
