@@ -189,3 +189,16 @@ def test_evidence_links_only_to_chapters_in_the_build():
     assert report.evidence_link("05_ablations", "notebooks/") == "[Ablations (Table 3)](notebooks/05_ablations.ipynb)"
     assert report.evidence_link("05_ablations", chapters={"04_table1"}) == "Ablations (Table 3) (not in this build)"
     assert report.evidence_link("") == ""
+
+
+def test_family_order_claim_follows_each_block():
+    paper = paper_table("table1_overall")
+    seq_ahead = summary_of({"SASRec": 0.20, "LightGCN": 0.04, "DQRec": 0.10}, dataset="ml-100k", split="temporal")
+    graph_ahead = summary_of({"SASRec": 0.03, "NGCF": 0.05}, dataset="ml-1m", split="temporal")
+    only_graph = summary_of({"LightGCN": 0.04, "DQRec": 0.10}, dataset="ml-1m", split="random")
+    c = report.claim_family_order(seq_ahead, paper)
+    assert c.verdict == "reproduced" and "SASRec 0.2" in c.ours and "LightGCN 0.0" in c.ours and "DQRec" in c.ours
+    assert "DuoRec" in c.claim  # the paper's best sequential baseline on MovieLens, read from its table
+    assert report.claim_family_order(pd.concat([seq_ahead, graph_ahead]), paper).verdict == "partly reproduced"
+    assert report.claim_family_order(graph_ahead, paper).verdict == "not reproduced"
+    assert report.claim_family_order(only_graph, paper).verdict == "not testable here"
