@@ -25,7 +25,7 @@
 # lets a model train on interactions that happen after the test ones), and the global temporal
 # split, which is leak-free. Numbers are means ± sd over seeds.
 #
-# Every trained model (DQRec, DualTower, MF-BPR) goes through one trainer (`dqrec.train.Trainer`:
+# Every trained model (DQRec, DualTower, MF-BPR and the paper's neural baselines, graph and sequential) goes through one trainer (`dqrec.train.Trainer`:
 # Adam, lr 10⁻³, batch 1,024, d = 64, the paper's settings) and trains until validation stops it:
 # up to 200 epochs, stopping after 5 epochs without a better validation NDCG@10 (in-batch, on the
 # validation split, with only training and validation positives masked, so the test split never
