@@ -125,10 +125,19 @@ def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
     return [columns[i:i + size] for i in range(0, len(columns), size)] or [[]]
 
 
-def plain(df: pd.DataFrame, caption: str = "") -> str:
-    """HTML of a results frame for the book: no row numbers, cells on one line, a caption above."""
+def plain(df: pd.DataFrame, caption: str = "", index: str | None = None) -> str:
+    """HTML of a results frame for the book: no row numbers (``index``: keep the index as a first column
+    of that name), words for column names, integers with thousands separators (also integral floats,
+    e.g. from a transpose), other floats to 4 significant digits, cells on one line, a caption above."""
+    if index is not None:
+        df = df.reset_index(names=index)
+    df = df.rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
     floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
-    table = (df.style.hide(axis="index").format("{:.4g}", subset=floats, na_rep="")
+    whole = [c for c in floats if np.isfinite(df[c].dropna()).all() and (df[c].dropna() % 1 == 0).all()
+             and df[c].dropna().abs().max() >= 10]
+    ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and c not in ("user", "item", "seed", "layer")]
+    formats = {**{c: "{:.4g}" for c in floats if c not in whole}, **{c: "{:,.0f}" for c in whole + ints}}
+    table = (df.style.hide(axis="index").format(formats, na_rep="")
              .set_table_attributes('class="dqrec-table"')
              .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table

@@ -58,11 +58,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import augment, data
 from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import claims_augmentation, to_markdown
+from dqrec.report import plain
 from dqrec.stats import bootstrap_mean_ci
 from dqrec.quantizers import codebook_utilisation, collision_rate
 from dqrec.representation import RepresentationModel
@@ -115,7 +116,8 @@ pd.DataFrame({side: a.seconds for side, a in aug.items()}).T.round(2)
 
 # %%
 check_rows = np.random.default_rng(seed).choice(len(split.samples), min(20_000, len(split.samples)), replace=False)
-pd.DataFrame({side: augment.flat_search_agreement(split, a, emb[side], check_rows) for side, a in aug.items()}).T
+HTML(plain(pd.DataFrame({side: augment.flat_search_agreement(split, a, emb[side], check_rows) for side, a in aug.items()}).T,
+           "Our code-space search against faiss IndexFlatL2 on the decoded ẑ (a random subset of samples)", index="side"))
 
 # %% [markdown]
 # The committed benchmark (ML-1M, temporal split, $K=30$, $K'=2$, $L=4$, $J=128$, both sides, median of three
@@ -123,10 +125,11 @@ pd.DataFrame({side: augment.flat_search_agreement(split, a, emb[side], check_row
 
 # %%
 bench = json.loads((results_dir("paper") / "bench" / "dqrec.json").read_text())["neighbours"]
-pd.DataFrame({**{f"run {i + 1}": {side: r[side]["seconds"] for side in ("user", "item")} | {"total": r["total_seconds"]}
-                 for i, r in enumerate(bench["repeats"])},
-              "faiss flat search only": {side: bench["faiss_reference"][side]["faiss_flat_search_seconds"]
-                                         for side in ("user", "item")}}).T.assign(total=lambda t: t.user + t.item)
+timings = pd.DataFrame({**{f"run {i + 1}": {side: r[side]["seconds"] for side in ("user", "item")} | {"total": r["total_seconds"]}
+                           for i, r in enumerate(bench["repeats"])},
+                        "faiss flat search only": {side: bench["faiss_reference"][side]["faiss_flat_search_seconds"]
+                                                   for side in ("user", "item")}}).T.assign(total=lambda t: t.user + t.item)
+HTML(plain(timings, "Seconds to find the neighbours of every ML-1M sample, both sides (results/bench/dqrec.json)", index="run"))
 
 # %% [markdown]
 # ## Feature augmentation (Eq. 14): how the codes are shared
@@ -141,9 +144,11 @@ for side, a in aug.items():
     util = codebook_utilisation(a.codes, codebook_size).assign(side=side)
     usage.append(util)
 usage = pd.concat(usage, ignore_index=True)
-display(usage)
-pd.DataFrame({side: dict(distinct_ids=len(np.unique(a.codes, axis=0)), samples=len(a.codes),
-                         collision_rate=collision_rate(a.codes)) for side, a in aug.items()}).T
+usage.insert(0, "layer", usage.groupby("side").cumcount() + 1)
+display(HTML(plain(usage.set_index(["side", "layer"]).reset_index(), "Codebook usage per layer l (J codes each)")))
+HTML(plain(pd.DataFrame({side: dict(distinct_ids=len(np.unique(a.codes, axis=0)), samples=len(a.codes),
+                                    collision_rate=collision_rate(a.codes)) for side, a in aug.items()}).T,
+           "Distinct semantic IDs among the samples", index="side"))
 
 # %% [markdown]
 # ## Linkage augmentation (Eqs. 15-19): what $Q^{all}$ holds
@@ -155,7 +160,7 @@ pd.DataFrame({side: dict(distinct_ids=len(np.unique(a.codes, axis=0)), samples=l
 # %%
 stats = pd.DataFrame({side: augment.neighbour_stats(a) for side, a in aug.items()}).T
 write_table(stats.reset_index(names="side"), "augmentation_neighbours", params, t_rep() + sum(seconds.values()))
-stats.round(3)
+HTML(plain(stats, "Neighbours per sample (means)", index="side"))
 
 # %% [markdown]
 # ## Do neighbours share history?
@@ -176,7 +181,8 @@ ci = {side: bootstrap_mean_ci((g.explicit - g.random).dropna().to_numpy(), seed=
       for side, g in overlap.groupby("side")}
 summary = summary.assign(ci_lo=[ci[s][0] for s in summary.index], ci_hi=[ci[s][1] for s in summary.index])
 write_table(summary.reset_index(), "augmentation_history_overlap", params)
-summary.round(4)
+HTML(plain(summary, "Mean Jaccard overlap of training histories with the neighbours; interval: explicit minus random",
+           index="side"))
 
 # %%
 long = overlap.melt(id_vars="side", var_name="neighbours", value_name="mean Jaccard")
@@ -210,7 +216,7 @@ print("store strictly before the validation period; neighbours only from the sto
 has_history = split.train.user.value_counts()
 candidates = split.test[split.test.user.map(has_history).fillna(0) >= 10].index.to_numpy()
 for row in rng.choice(candidates, min(n_cases, len(candidates)), replace=False):
-    display(augment.describe_user(split, aug["user"], int(row)).style.set_caption(f"test sample {row}"))
+    display(HTML(plain(augment.describe_user(split, aug["user"], int(row)), f"test sample {row}")))
 
 # %% [markdown]
 # ## What we found

@@ -202,3 +202,14 @@ def test_family_order_claim_follows_each_block():
     assert report.claim_family_order(pd.concat([seq_ahead, graph_ahead]), paper).verdict == "partly reproduced"
     assert report.claim_family_order(graph_ahead, paper).verdict == "not reproduced"
     assert report.claim_family_order(only_graph, paper).verdict == "not testable here"
+
+
+def test_plain_tables_read_as_numbers_not_float_artefacts():
+    import re
+
+    frame = pd.DataFrame({"distinct_ids": [205587.0, 31.0], "collision_rate": [0.864920, 0.5], "user": [1434, 7]},
+                         index=["user side", "item side"])
+    cells = re.findall(r">([^<>]+)</t[dh]>", report.plain(frame, index="side"))
+    assert cells[:4] == ["side", "distinct ids", "collision rate", "user"]  # words, the index as a named column
+    assert "205,587" in cells and "205587.0" not in cells and "2.056e+05" not in cells
+    assert "0.8649" in cells and "1434" in cells  # 4 significant digits; ids without separators
