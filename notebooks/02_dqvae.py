@@ -40,13 +40,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import data, plots
 from dqrec.dqvae import (DQVAE, decorrelation_check, group_shares, grouping_summary, latent_distance_ratio)
 from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import claims_dqvae, quantizer_ranking, to_markdown
 from dqrec.quantizers import compare_quantizers, layer_nmi
+from dqrec.report import plain
 from dqrec.representation import RepresentationModel
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
@@ -118,7 +119,8 @@ variances = {side: models[side].singular_values_ ** 2 / len(Z[side]) for side in
 pd.DataFrame([{"total variance": v.sum(), "largest share": v[0] / v.sum(), "largest / smallest": v[0] / v[-1],
                "dims for 50 %": int(np.searchsorted(np.cumsum(v) / v.sum(), 0.5) + 1),
                "dims for 90 %": int(np.searchsorted(np.cumsum(v) / v.sum(), 0.9) + 1)}
-              for v in variances.values()], index=list(variances)).round(4)
+              for v in variances.values()], index=list(variances)).pipe(
+    lambda t: HTML(plain(t, "The spectrum of Cov(Z): how unequal the decorrelated dimensions are", index="side")))
 
 # %%
 plots.svd_spectrum(variances);
@@ -153,7 +155,7 @@ with timer() as group_time:
                        ignore_index=True)
 groups_table = groups_table[["side", "grouping", "objective", "relative_objective", "max_min_ratio", "columns"]]
 write_table(groups_table, "dqvae_groups", params, fit_time() + group_time(), checksums={ds.name: ds.checksum})
-groups_table.drop(columns="columns").round(6)
+HTML(plain(groups_table.drop(columns="columns"), "Grouping the decorrelated dimensions into L groups (Eq. 7)"))
 
 # %%
 for side in SIDES:
@@ -243,7 +245,7 @@ with timer() as loss_time:
 losses_table = pd.DataFrame(loss_rows)
 losses_table["L_T / k-means L_T"] = losses_table.L_T / losses_table.side.map(lambda s: kmeans_losses[s]["L_T"])
 write_table(losses_table, "dqvae_losses", params, loss_time(), checksums={ds.name: ds.checksum})
-losses_table.round(5)
+HTML(plain(losses_table, "DQ-VAE losses (Eqs. 11-13) against k-means per group"))
 
 # %%
 plots.adam_loss_history(histories, kmeans_losses);
@@ -274,7 +276,7 @@ ratio_table = pd.concat({side: pd.DataFrame({"median": np.median(r, axis=0),
                                              "share < 1.5": (r < 1.5).mean(axis=0),
                                              "share < 2": (r < 2).mean(axis=0)}).rename_axis("layer")
                          for side, r in ratios.items()}, names=["side"])
-ratio_table.round(3)
+HTML(plain(ratio_table.reset_index(), "Latent distance ratios per layer"))
 
 # %%
 plots.latent_distance_ratios(ratios);
@@ -305,7 +307,7 @@ with timer() as cmp_time:
                             for side in SIDES], ignore_index=True)
 comparison = comparison[["side", "quantizer", "N", *[c for c in comparison if c not in ("side", "quantizer", "N")]]]
 write_table(comparison, "dqvae_comparison", params, cmp_time(), checksums={ds.name: ds.checksum})
-comparison.round(4)
+HTML(plain(comparison, "DQ-VAE against PQ, OPQ, RQ and VQ at the same code budget"))
 
 # %%
 for side in SIDES:

@@ -92,7 +92,7 @@ for side in ("user", "item"):
                                          seed)
     seconds[side] = round(t(), 2)
 print(f"representation {t_rep():.0f} s; semantic IDs + neighbours: {seconds}")
-pd.DataFrame({side: a.seconds for side, a in aug.items()}).T.round(2)
+HTML(plain(pd.DataFrame({side: a.seconds for side, a in aug.items()}).T, "Seconds per step of the augmentation", index="side"))
 
 # %% [markdown]
 # ## How the neighbours are searched, and a check against faiss

@@ -105,7 +105,7 @@ summary = results.groupby(["parameter", "value_of_parameter", "protocol", "metri
 table = summary.query("k == 10")["mean"].unstack(["protocol", "metric"]).round(4).droplevel("k")
 table.index = [f"{SYMBOLS[n]} = {v}" for n, v in table.index]
 table.columns = [f"{m}@10, {p.replace('_', '-')}" for p, m in table.columns]
-table
+HTML(plain(table, "Mean over seeds at @10", index="setting"))
 
 # %% [markdown]
 # ## How sure is each difference?
