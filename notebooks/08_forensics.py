@@ -52,10 +52,11 @@ compute = None  # None: the profile's forensics_compute (paper: read the cached 
 import warnings
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import data, forensics
 from dqrec.experiment import profile_params, results_dir, timer, write_table
+from dqrec.report import plain
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, progress=False)
@@ -134,7 +135,7 @@ forensics.ratio_table(eff, "full", models).style.format("{:.2f}", na_rep="–")
 # their strongest level's ratio, with each model's ratio:
 
 # %%
-forensics.largest_effects(eff).round(2)
+HTML(plain(forensics.largest_effects(eff), "The three largest effects (ratio to our default)"))
 
 # %% [markdown]
 # The split factor can also be read from Table 1's own runs (the same models and profile, every seed
@@ -142,7 +143,19 @@ forensics.largest_effects(eff).round(2)
 # random split against the global temporal one.
 
 # %%
-table1_runs.round(3)
+HTML(plain(table1_runs, "Recall@10 of Table 1's own runs, random against temporal split"))
+
+# %% [markdown]
+# Chance levels and candidates per sample of every cell (Recall@10 of a random ranking under the same
+# candidates), for reading any number above against what guessing gets:
+
+# %%
+chance = eff.drop_duplicates(["dataset", "factor", "level", "protocol"])[["dataset", "factor", "level", "protocol",
+                                                                          "candidates", "chance"]]
+chance = chance.pivot_table(index=["factor", "level", "protocol"], columns="dataset", values=["candidates", "chance"],
+                             aggfunc="first")
+chance.columns = [f"{what}, {name}" for what, name in chance.columns]
+HTML(plain(chance.reset_index(), "Candidates per sample and chance-level Recall@10 of every cell"))
 
 # %% [markdown]
 # ## Orderings and magnitudes beside the paper
@@ -178,7 +191,7 @@ for name in datasets:
 # %%
 if len(datasets) > 1:
     scale = forensics.scale_comparison(eff, datasets[0], datasets[1])
-    display(scale.round(2) if len(scale) else "no factor level is measured on both datasets yet")
+    display(HTML(plain(scale, "Ratios on the two sizes")) if len(scale) else "no factor level is measured on both datasets yet")
 else:
     print("one dataset in this profile")
 
@@ -197,13 +210,3 @@ Markdown("\n\n".join(f"> {s}" for s in sentences))
 
 # %%
 Markdown(forensics.findings(results, models, datasets))
-
-# %% [markdown]
-# Chance levels and candidates per sample of every cell (Recall@10 of a random ranking under the same
-# candidates), for reading any number above against what guessing gets:
-
-# %%
-chance = eff.drop_duplicates(["dataset", "factor", "level", "protocol"])[["dataset", "factor", "level", "protocol",
-                                                                          "candidates", "chance"]]
-chance.pivot_table(index=["factor", "level", "protocol"], columns="dataset", values=["candidates", "chance"],
-                   aggfunc="first").round(3)
