@@ -399,6 +399,8 @@ def parser():
     ap.add_argument("--gpus-per-run", type=float, default=0, help="GPUs each Ray task asks for (default: 0)")
     ap.add_argument("--missing", choices=MISSING, default="compute",
                     help="compute the runs not in the cache (default), or only report them")
+    ap.add_argument("--progress", action="store_true",
+                    help="show each run's training bar (epoch, loss, validation score); not part of the run key")
     ap.add_argument("--list", action="store_true", help="print each run's single-run command and exit")
     return ap
 
@@ -410,7 +412,7 @@ def main(argv=None) -> Outcome | None:
 
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*have no timestamp.*")
-    params = experiment.profile_params(args.profile, progress=False)
+    params = experiment.profile_params(args.profile, progress=args.progress)
     if args.what == "run":
         if not (args.model and args.dataset):
             parser().error("run needs --model and --dataset")

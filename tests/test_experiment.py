@@ -125,6 +125,10 @@ def test_run_keys_are_distinct_plain_file_names():
     assert len(set(keys)) == len(keys)
     assert all("/" not in key and "." not in key and " " not in key for key in keys)
     assert experiment.run_key(split, "MF-BPR", 0, params).startswith("planted_temporal_MF-BPR_s0_")
+    # a training bar (sweep --progress) is not part of what a run is; its training length is
+    assert experiment.run_key(split, "DQRec", 0, dict(params, progress=True)) == experiment.run_key(
+        split, "DQRec", 0, dict(params, progress=False))
+    assert experiment.run_key(split, "DQRec", 0, dict(params, epochs=3)) != experiment.run_key(split, "DQRec", 0, params)
 
 
 def test_history_lengths():

@@ -162,6 +162,9 @@ def test_single_run_command_writes_the_file_the_table_sweep_reads(tmp_path, monk
     out = sweep.main(["table1", "--profile", "test", "--models", "MostPopular", "--splits", "random",
                       "--missing", "skip", "--workers", "0"])
     assert out.missing == [] and len(out.results) == experiment.RUN_ROWS
+    shown = sweep.main(["table1", "--profile", "test", "--models", "MostPopular", "--splits", "random",
+                        "--missing", "skip", "--workers", "0", "--progress"])
+    assert shown.missing == []  # training bars do not change what a run is: the same cached file is read
     sweep.main(["fig3", "--profile", "test", "--list"])
     lines = capsys.readouterr().out.splitlines()
     assert "python -m dqrec.sweep run --model 'DQRec' --dataset ml-100k --split temporal --seed 0 --profile test " \
