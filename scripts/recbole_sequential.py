@@ -12,6 +12,9 @@ row (RecBole cannot encode an empty sequence), so both models are compared on th
 history; ours is also reported on all of them. Hyper-parameters are matched where RecBole has them
 (dim 64, 2 layers, heads, dropout, lr 1e-3, batch 1024, max_len 50, BERT4Rec's mask ratio); what differs is
 listed in ``differences`` of the output. Writes results/bench/recbole_sequential.json.
+
+``--cached`` does not train ours again: it reads the paper profile's Table 1 run of the model from the run
+cache (its per-sample ranks; the run's key, epochs and seconds are recorded) and trains RecBole only.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from dqrec import data  # noqa: E402
 from dqrec.baselines.sequential import history  # noqa: E402
 from dqrec.evaluate import evaluate  # noqa: E402
-from dqrec.experiment import git_sha, machine  # noqa: E402
+from dqrec.experiment import git_sha, machine, profile_params, results_dir, run_key  # noqa: E402
+from dqrec.stats import cached_ranks, per_sample  # noqa: E402
 from dqrec.registry import make_model  # noqa: E402
 
 RECBOLE_PYTHON = "/work/venvs/recbole/bin/python"
@@ -90,6 +94,34 @@ def metrics(scorer, samples, split) -> dict:
     return {f"{m}@10": float(v) for m, v in zip(res.metric, res.value)} | {"n_samples": int(len(samples))}
 
 
+def metrics_from_ranks(ranks: np.ndarray, positions: np.ndarray) -> dict:
+    """Full-ranking Recall@10 and NDCG@10 of the test samples at ``positions`` from a cached run's ranks."""
+    return {f"{m}@10": float(per_sample(ranks[positions], m, 10).mean()) for m in ("Recall", "NDCG")} | {
+        "n_samples": int(len(positions))}
+
+
+def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h) -> tuple[dict, object]:
+    """Our paper-profile Table 1 run of ``model_name`` read from the run cache: (report part, split)."""
+    import pandas as pd
+
+    params = profile_params("paper", progress=False)
+    split = data.prepare(data.load(dataset), split=kind, seq_len=params["seq_len"], seed=0)
+    cache = results_dir("paper") / "runs"
+    found = cached_ranks(cache, split, model_name, [seed], params)
+    if seed not in found:
+        raise SystemExit(f"--cached: no paper-profile run of {model_name} on {dataset}/{kind} seed {seed} in {cache}; "
+                         f"compute it with `python -m dqrec.sweep run --model {model_name} --dataset {dataset} "
+                         f"--split {kind} --seed {seed} --profile paper`")
+    key = run_key(split, model_name, seed, params)
+    row = pd.read_csv(cache / f"{key}.csv").iloc[0]
+    full = found[seed]["full"]
+    at = np.flatnonzero(split.test.index.isin(test_h.index))
+    return dict(test_with_history=metrics_from_ranks(full, at), test_all=metrics_from_ranks(full, np.arange(len(full))),
+                epochs_run=int(row.epochs_run), best_epoch=int(row.best_epoch), fit_seconds=float(row.fit_seconds),
+                seconds_per_epoch=float(row.fit_seconds) / max(int(row.epochs_run), 1), run=key,
+                note="the paper profile's cached Table 1 run (seconds per epoch include validation)"), split
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="ml-100k")
@@ -97,6 +129,8 @@ def main():
     ap.add_argument("--models", nargs="*", default=list(RECBOLE_CONFIG))
     ap.add_argument("--epochs", type=int, default=200, help="most epochs for both (both stop early on validation)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cached", action="store_true",
+                    help="read ours from the paper profile's run cache instead of training it again")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
     args = ap.parse_args()
     split = data.prepare(data.load(args.dataset), args.split)
@@ -108,12 +142,19 @@ def main():
         test = split.test
         test_h = test.loc[test.index.intersection(with_history)]
         for model_name in args.models:
-            t0 = time.time()
-            ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False)
-            ours.fit(split)
-            fit_seconds = time.time() - t0
-            hist = ours.trainer_.history_
-            ours_epoch = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+            if args.cached:
+                ours_part, _ = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h)
+                ours_epoch = [ours_part["seconds_per_epoch"]]
+            else:
+                t0 = time.time()
+                ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False)
+                ours.fit(split)
+                fit_seconds = time.time() - t0
+                hist = ours.trainer_.history_
+                ours_epoch = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+                ours_part = dict(test_with_history=metrics(ours, test_h, split), test_all=metrics(ours, test, split),
+                                 epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
+                                 seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds)
             npz = Path(tmp) / f"{model_name}.npz"
             t0 = time.time()
             runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
@@ -126,13 +167,12 @@ def main():
             table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
             report[f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"] = dict(
                 dataset=args.dataset, split=args.split, model=model_name, seed=args.seed, max_epochs=args.epochs,
-                ours=dict(test_with_history=metrics(ours, test_h, split), test_all=metrics(ours, test, split),
-                          epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
-                          seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds),
+                ours=ours_part,
                 recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
                              seconds_per_epoch=float(np.median(rb["epoch_seconds"])), run_seconds=recbole_seconds,
                              config=RECBOLE_CONFIG[model_name]),
-                speed_ratio_recbole_over_ours=float(np.median(rb["epoch_seconds"]) / np.median(ours_epoch)),
+                speed_ratio_recbole_over_ours=None if args.cached else  # a cached run's time is another run's
+                float(np.median(rb["epoch_seconds"]) / np.median(ours_epoch)),
                 differences=DIFFERENCES[model_name],
                 note="seconds per epoch: training only (validation excluded), median over epochs, both on this "
                      "machine in the same run (shared CPU: other jobs ran at the same time)",
