@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--models", nargs="+", default=None, help="default: the profile's forensics_models")
+    ap.add_argument("--levels", nargs="+", choices=PRIORITY, metavar="LEVEL",
+                    help="only these data cells (default: all, in PRIORITY order), e.g. to share a grid between "
+                         f"two processes; choose from: {', '.join(repr(p) for p in PRIORITY)}")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*have no timestamp.*")
     params = profile_params(args.profile, progress=False)
@@ -34,7 +37,8 @@ def main(argv=None) -> int:
     kw = dict(seeds=params["forensics_seeds"], eval_seeds=forensics.eval_seeds_of(params, args.dataset),
               cache=results_dir(args.profile) / "runs", log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
     ds = data.load(args.dataset)
-    cells = sorted(forensics.DATA_CELLS, key=lambda c: PRIORITY.index(c.level))
+    cells = sorted((c for c in forensics.DATA_CELLS if not args.levels or c.level in args.levels),
+                   key=lambda c: PRIORITY.index(c.level))
     for cell in cells:
         forensics.run_grid(ds, params, models=models, data_cells=[cell], **kw)
     print(time.strftime("%H:%M:%S"), "grid complete", flush=True)
