@@ -156,7 +156,7 @@ def latent_distance_ratios(ratios: dict, max_ratio: float = 3.0) -> plt.Figure:
     """ECDF per layer of d(runner-up) / d(assigned codeword), one panel per side (ratios clipped at max_ratio)."""
     fig, axes = plt.subplots(1, len(ratios), figsize=(5 * len(ratios), 3.2), sharey=True, squeeze=False)
     for ax, (side, r) in zip(axes[0], ratios.items()):
-        df = pd.DataFrame(np.clip(r, 1.0, max_ratio), columns=[f"layer {l}" for l in range(r.shape[1])])
+        df = pd.DataFrame(np.clip(r, 1.0, max_ratio), columns=[f"layer {l + 1}" for l in range(r.shape[1])])
         sns.ecdfplot(df.melt(var_name="layer", value_name="ratio"), x="ratio", hue="layer", ax=ax)
         ax.set(xlim=(1.0, max_ratio), xlabel=f"d(runner-up) / d(assigned), clipped at {max_ratio:g}",
                ylabel="share of entities", title=f"{side}s: how close the latent code is")

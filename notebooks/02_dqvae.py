@@ -274,7 +274,8 @@ ratios = {side: latent_distance_ratio(models[side], Z[side]) for side in SIDES}
 ratio_table = pd.concat({side: pd.DataFrame({"median": np.median(r, axis=0),
                                              "share < 1.1": (r < 1.1).mean(axis=0),
                                              "share < 1.5": (r < 1.5).mean(axis=0),
-                                             "share < 2": (r < 2).mean(axis=0)}).rename_axis("layer")
+                                             "share < 2": (r < 2).mean(axis=0)},
+                                            index=pd.RangeIndex(1, r.shape[1] + 1, name="layer"))
                          for side, r in ratios.items()}, names=["side"])
 HTML(plain(ratio_table.reset_index(), "Latent distance ratios per layer"))
 
