@@ -60,10 +60,12 @@ def _pct(x: float) -> str:
 def _interval_text(row) -> str:
     """'95% CI [-1.2%, +0.3%] over 57,528 test samples, [..] over 3 seeds' of a difference row, relative
     to the reference mean (``mean_b``)."""
+    from .stats import seed_count
+
     rel = lambda v: _pct(v / row.mean_b)  # noqa: E731
     out = f"95% CI [{rel(row.ci_lo)}, {rel(row.ci_hi)}] over {int(row.n_samples):,} test samples"
     if np.isfinite(row.seed_ci_lo):
-        out += f" and [{rel(row.seed_ci_lo)}, {rel(row.seed_ci_hi)}] over {int(max(row.seeds_a, row.seeds_b))} seeds"
+        out += f" and [{rel(row.seed_ci_lo)}, {rel(row.seed_ci_hi)}] over {seed_count(int(row.seeds_a), int(row.seeds_b))}"
     else:
         out += ", one seed (seed-to-seed spread not measured)"
     return out

@@ -51,6 +51,12 @@ def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.9
     return float(lo), float(hi)
 
 
+def seed_count(n_a: int, n_b: int) -> str:
+    """'3 seeds', or '1 vs 3 seeds' where the two models ran with different numbers of seeds (the single run
+    is then compared with each seed of the other: the interval holds only the other model's seed spread)."""
+    return f"{n_a} seeds" if n_a == n_b else f"{n_a} vs {n_b} seeds"
+
+
 @dataclass(frozen=True)
 class SeedSummary:
     """Mean, sd and t-interval of one quantity over seeds (sd and interval NaN for a single run)."""
@@ -134,7 +140,7 @@ class Difference:
                f"{self.n_samples:,} test samples")
         n_seeds = max(self.n_seeds_a, self.n_seeds_b)
         if self.has_seed_interval:
-            out += f", [{self.seed_lo:+.4f}, {self.seed_hi:+.4f}] over {n_seeds} seeds"
+            out += f", [{self.seed_lo:+.4f}, {self.seed_hi:+.4f}] over {seed_count(self.n_seeds_a, self.n_seeds_b)}"
         elif n_seeds < 2:
             out += " (one seed: no seed spread)"
         return f"{out}; {self.verdict}"

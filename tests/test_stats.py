@@ -76,6 +76,7 @@ def test_seed_level_interval_can_put_a_difference_inside_the_noise():
     # one deterministic run against three seeds: seed differences against the single run
     det = difference(a, rng.integers(40, 60, n), "Recall", 10)
     assert det.n_seeds_b == 1 and det.has_seed_interval
+    assert "over 3 vs 1 seeds" in det.text() and "over 3 seeds" in d.text()  # an unequal count is said, not hidden
     single = difference(a[0], b[0], "Recall", 10)
     assert not single.has_seed_interval and "one seed" in single.text()
 
