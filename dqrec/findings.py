@@ -614,6 +614,13 @@ def ablation_discussion(results: Path, protocol: str = "in_batch", metric: str =
             + " and ".join(f"{100 * r.latent_already_explicit:.1f}% of the {r.side}s' latent neighbours"
                            for _, r in nb.iterrows())
             + " are already explicit neighbours, so w/o Lat. removes almost nothing from $Q^{all}$.")
+        beyond = lat[~lat.inside_noise.astype(bool)]
+        if len(beyond):
+            single = beyond[beyond.seeds_a.astype(int) == 1]
+            text.append(f"A change beyond the noise ({', '.join(beyond.dataset)}) is therefore not explained by the "
+                        "neighbours removed" + (f"; on {', '.join(single.dataset)} the variant ran once, so its training "
+                                                "noise is not measured and is the first suspect" if len(single) else "")
+                        + ".")
     seeds = int(d.seeds_a.max()) if len(d) else 0
     one = d[d.seeds_a < 2].dataset.unique()
     if len(one):

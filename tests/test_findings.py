@@ -173,3 +173,17 @@ def test_difference_rows_orient_the_change():
     bad = {s: {"in_batch": rng.integers(2, 20, 2000), "full": rng.integers(20, 300, 2000)} for s in (0, 1, 2)}
     rows = pd.DataFrame(findings.difference_rows([("variant", bad, "DQRec", good)], dataset="x"))
     assert len(rows) == 4 and (rows["diff"] < 0).all() and not rows.inside_noise.any() and (rows.dataset == "x").all()
+
+
+def test_latent_ablation_beyond_the_noise_is_flagged_as_unexplained(tmp_path):
+    pd.DataFrame([dict(side="user", latent_already_explicit=0.97), dict(side="item", latent_already_explicit=0.99)]).to_csv(
+        tmp_path / "augmentation_neighbours.csv", index=False)
+    quiet = [diff_row("DQRec w/o Lat.", "DQRec", -0.001, True)]
+    pd.DataFrame(quiet).to_csv(tmp_path / "table3_differences.csv", index=False)
+    text = findings.ablation_discussion(tmp_path)
+    assert "97.0% of the users' latent neighbours" in text and "not explained" not in text
+    loud = quiet + [diff_row("DQRec w/o Lat.", "DQRec", -0.097, False, dataset="ml-1m", seeds=1)]
+    pd.DataFrame(loud).to_csv(tmp_path / "table3_differences.csv", index=False)
+    text = findings.ablation_discussion(tmp_path)
+    assert "beyond the noise (ml-1m) is therefore not explained by the neighbours removed" in text
+    assert "on ml-1m the variant ran once" in text
