@@ -564,14 +564,16 @@ def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: 
 
     return (table.style.apply(lambda _: style, axis=None).set_table_attributes('class="dqrec-table"')
             .set_table_styles([{"selector": "td, tbody th", "props": TABLE_CELL_CSS},
-                               {"selector": "thead th", "props": "font-size: 0.85em; padding: 2px 6px;"}])
+                               {"selector": "thead th", "props": "font-size: 0.85em; padding: 2px 6px; "
+                                                                  "white-space: normal; min-width: 7em;"}])
             .set_caption(f"{metric}@{k}, {protocol.replace('_', '-')} protocol; grey: our change is inside the noise"))
 
 
 def _ours_column(g: pd.DataFrame, d: pd.DataFrame, name: str, kind: str, variants, grey: dict) -> dict:
     by = g.groupby("model").value
     mean, sd, n = by.mean(), by.std(), by.size()
-    label = f"{name}, {kind} (ours, {int(n.max())} seed{'s' if n.max() > 1 else ''})"
+    seeds = f"{int(n.max())}" if n.min() == n.max() else f"{int(n.min())}-{int(n.max())}"
+    label = f"{name}, {kind} (ours, {seeds} seed{'s' if n.max() > 1 else ''})"
     cells = []
     for v in variants:
         model = "DQRec" if v == "DQRec" else f"DQRec {v}"

@@ -165,6 +165,8 @@ def test_ablation_table_puts_ours_beside_the_paper_and_greys_the_noise():
     assert cols[:2] == ["MovieLens (paper)", "ml-1m, temporal (ours, 1 seed)"]  # the paper's order, ours beside
     html = styler.to_html()
     assert html.count("color: #888888") == 1 and "(-0.1%)" in html and "(-10.0%)" in html
+    more = pd.concat([results] + [results[results.model == "DQRec"].assign(seed=s) for s in (1, 2)])
+    assert list(findings.ablation_beside_paper(more, diffs).data.columns)[1] == "ml-1m, temporal (ours, 1-3 seeds)"
 
 
 def test_difference_rows_orient_the_change():
