@@ -213,3 +213,22 @@ def test_plain_tables_read_as_numbers_not_float_artefacts():
     assert cells[:4] == ["side", "distinct ids", "collision rate", "user"]  # words, the index as a named column
     assert "205,587" in cells and "205587.0" not in cells and "2.056e+05" not in cells
     assert "0.8649" in cells and "1434" in cells  # 4 significant digits; ids without separators
+
+
+def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
+    import json
+
+    assert report.reference_comparison(tmp_path).empty  # nothing run: nothing shown
+    rows = [dict(side=side, model="LightGCN", implementation="LightGCN", seed=s, **{
+        "Recall@10_full": r, "NDCG@10_full": r / 2, "Recall@10_full_warm_users": 2 * r, "cold_user_share": 0.85,
+        "epochs_run": 10}) for side, r in (("dqrec", 0.02), ("RecBole 1.2.1", 0.04)) for s in (0, 1)]
+    pd.DataFrame(rows).to_csv(tmp_path / "recbole_comparison.csv", index=False)
+    (tmp_path / "bench").mkdir()
+    seq = dict(model="SASRec", max_epochs=200, ours=dict(epochs_run=22, test_with_history={
+        "Recall@10": 0.18, "NDCG@10": 0.09, "n_samples": 5376}), recbole=dict(epochs_run=17, test_with_history={
+            "Recall@10": 0.15, "NDCG@10": 0.08, "n_samples": 5376}))
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({"ml-100k/temporal/SASRec/s0": seq}))
+    t = report.reference_comparison(tmp_path)
+    assert list(t.model) == ["LightGCN", "LightGCN", "SASRec"] and t.attrs["cold_user_share"] == 0.85
+    assert t["Recall ratio"].round(3).tolist() == [0.5, 0.5, 1.2]  # ours / RecBole, never the other way
+    assert t.loc[0, "seeds"] == "2 / 2" and t.loc[2, "epochs ours / RecBole"] == "22 / 17"
