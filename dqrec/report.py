@@ -214,25 +214,25 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
         for model in dict.fromkeys(cmp.model):
             reference = next(side for side in cmp[cmp.model == model].side if side != "dqrec")
             ours, ref = g.loc[(model, "dqrec")], g.loc[(model, reference)]
-            rows += [dict(model=model, samples="all test samples", seeds=f"{int(ours.seeds)} / {int(ref.seeds)}",
+            rows += [dict(model=model, samples="all", seeds=f"{int(ours.seeds)} / {int(ref.seeds)}",
                           **{"Recall@10 ours": ours.r, "Recall@10 RecBole": ref.r, "NDCG@10 ours": ours.n,
-                             "NDCG@10 RecBole": ref.n, "epochs ours / RecBole": f"{ours.epochs:.0f} / {ref.epochs:.0f}"}),
-                     dict(model=model, samples="test users with training history", seeds=f"{int(ours.seeds)} / {int(ref.seeds)}",
+                             "NDCG@10 RecBole": ref.n, "epochs": f"{ours.epochs:.0f} / {ref.epochs:.0f}"}),
+                     dict(model=model, samples="warm users", seeds=f"{int(ours.seeds)} / {int(ref.seeds)}",
                           **{"Recall@10 ours": ours.warm, "Recall@10 RecBole": ref.warm})]
     path = Path(results_dir) / "bench" / "recbole_sequential.json"
     if path.exists():
         for v in json.loads(path.read_text()).values():
             o, r = v["ours"]["test_with_history"], v["recbole"]["test_with_history"]
-            rows.append(dict(model=v["model"], samples=f"test samples with a history ({o['n_samples']:,})", seeds="1 / 1",
+            rows.append(dict(model=v["model"], samples=f"with history ({o['n_samples']:,})", seeds="1 / 1",
                              **{"Recall@10 ours": o["Recall@10"], "Recall@10 RecBole": r["Recall@10"],
                                 "NDCG@10 ours": o["NDCG@10"], "NDCG@10 RecBole": r["NDCG@10"],
-                                "epochs ours / RecBole": f"{v['ours']['epochs_run']} / {v['recbole']['epochs_run']}"
+                                "epochs": f"{v['ours']['epochs_run']} / {v['recbole']['epochs_run']}"
                                 + (" (capped)" if v.get("max_epochs", 200) < 5 else "")}))
     out = pd.DataFrame(rows)
     if graph_csv.exists():  # the share of test samples whose user has no training history
         out.attrs["cold_user_share"] = float(pd.read_csv(graph_csv).cold_user_share.iloc[0])
     if len(out):
-        out.insert(out.columns.get_loc("NDCG@10 ours") if "NDCG@10 ours" in out else len(out.columns), "Recall ratio",
+        out.insert(out.columns.get_loc("NDCG@10 ours") if "NDCG@10 ours" in out else len(out.columns), "ratio",
                    out["Recall@10 ours"] / out["Recall@10 RecBole"])
     return out
 
