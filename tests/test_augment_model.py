@@ -166,3 +166,36 @@ def test_flat_search_agreement_on_planted_split():
     assert check["share_same_distances"] + check["share_nearer_than_faiss"] == 1
     aug.explicit[:, 0] = aug.explicit[:, -1]  # the nearest replaced by the 4th: farther on some rows
     assert augment.flat_search_agreement(split, aug, z, rows=np.arange(200))["share_farther_than_faiss"] > 0
+
+
+@pytest.mark.parametrize("mode", ["mean", "sum"])
+def test_bag_pooling_forward_and_gradient_are_embedding_bags(mode):
+    """BagPool (the sparse-product backward of every pooled part of DQRec) gives F.embedding_bag's own
+    forward and weight gradient, with empty bags and a row listed twice in one bag."""
+    import torch
+    from torch.nn import functional as F
+
+    from dqrec.model import bags, pool
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 6, 40)  # empty bags included
+    parts = []
+    for chunk in np.array_split(lengths, 3):
+        values = rng.integers(0, 15, chunk.sum())  # a small table: the same row twice in a bag happens
+        parts.append((values, np.cumsum(chunk) - chunk))
+    bag = bags(parts, 15, mode)
+    assert bag["pool_t"].nnz < len(bag["values"])  # duplicates were summed into one entry
+    csr = bag["pool_t"]
+    tensors = dict(values=torch.from_numpy(bag["values"]), offsets=torch.from_numpy(bag["offsets"]), mode=mode,
+                   pool_t=torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
+                                                  torch.from_numpy(csr.indices.astype(np.int64)),
+                                                  torch.from_numpy(csr.data), size=csr.shape))
+    table = torch.randn(15, 4).requires_grad_()
+    grad_out = torch.randn(len(lengths), 4)
+    ours = pool(table, tensors)
+    (ours * grad_out).sum().backward()
+    ours_grad, table.grad = table.grad.clone(), None
+    theirs = F.embedding_bag(tensors["values"], table, tensors["offsets"], mode=mode)
+    (theirs * grad_out).sum().backward()
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(ours_grad, table.grad)
