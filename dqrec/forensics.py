@@ -349,6 +349,17 @@ def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None) -> p
     return table
 
 
+def chance_table(eff: pd.DataFrame) -> pd.DataFrame:
+    """Per (factor, level, protocol), in the grid's order: the mean number of candidates per sample and the
+    chance-level value (a random ranking under the same candidates) of every dataset, one column each."""
+    cells = eff.drop_duplicates(["dataset", "factor", "level", "protocol"])
+    table = cells.pivot_table(index=["factor", "level", "protocol"], columns="dataset",
+                              values=["candidates", "chance"], aggfunc="first")
+    table = table.reindex(sorted(table.index, key=lambda i: (FACTOR_ORDER.index(i[0]), LEVEL_ORDER.index(i[1]), i[2])))
+    table.columns = [f"{what}, {name}" for what, name in table.columns]
+    return table.reset_index()
+
+
 def largest_effects(eff: pd.DataFrame, n: int = 3, protocol: str = "in_batch") -> pd.DataFrame:
     """The ``n`` factors whose strongest level moves the models most: per (factor, level) the geometric
     mean over models and datasets of the ratio, ranked by |log ratio|, one level per factor."""

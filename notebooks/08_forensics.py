@@ -150,12 +150,7 @@ HTML(plain(table1_runs, "Recall@10 of Table 1's own runs, random against tempora
 # candidates), for reading any number above against what guessing gets:
 
 # %%
-chance = eff.drop_duplicates(["dataset", "factor", "level", "protocol"])[["dataset", "factor", "level", "protocol",
-                                                                          "candidates", "chance"]]
-chance = chance.pivot_table(index=["factor", "level", "protocol"], columns="dataset", values=["candidates", "chance"],
-                             aggfunc="first")
-chance.columns = [f"{what}, {name}" for what, name in chance.columns]
-HTML(plain(chance.reset_index(), "Candidates per sample and chance-level Recall@10 of every cell"))
+HTML(plain(forensics.chance_table(eff), "Candidates per sample and chance-level Recall@10 of every cell"))
 
 # %% [markdown]
 # ## Orderings and magnitudes beside the paper

@@ -100,8 +100,8 @@ def metrics_from_ranks(ranks: np.ndarray, positions: np.ndarray) -> dict:
         "n_samples": int(len(positions))}
 
 
-def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h) -> tuple[dict, object]:
-    """Our paper-profile Table 1 run of ``model_name`` read from the run cache: (report part, split)."""
+def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h) -> dict:
+    """Our paper-profile Table 1 run of ``model_name`` read from the run cache, as a report part."""
     import pandas as pd
 
     params = profile_params("paper", progress=False)
@@ -119,7 +119,7 @@ def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h)
     return dict(test_with_history=metrics_from_ranks(full, at), test_all=metrics_from_ranks(full, np.arange(len(full))),
                 epochs_run=int(row.epochs_run), best_epoch=int(row.best_epoch), fit_seconds=float(row.fit_seconds),
                 seconds_per_epoch=float(row.fit_seconds) / max(int(row.epochs_run), 1), run=key,
-                note="the paper profile's cached Table 1 run (seconds per epoch include validation)"), split
+                note="the paper profile's cached Table 1 run (seconds per epoch include validation)")
 
 
 def main():
@@ -143,7 +143,7 @@ def main():
         test_h = test.loc[test.index.intersection(with_history)]
         for model_name in args.models:
             if args.cached:
-                ours_part, _ = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h)
+                ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h)
                 ours_epoch = [ours_part["seconds_per_epoch"]]
             else:
                 t0 = time.time()

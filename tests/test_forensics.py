@@ -233,3 +233,25 @@ def test_grid_caches_every_cell_and_reads_it_back(tmp_path, monkeypatch):
     default = eff[(eff.factor == "default")]
     assert np.allclose(default.ratio, 1.0)
     assert first.chance.between(0, 1).all() and (first.chance > 0).all() and (first.candidates >= 1).all()
+
+
+def test_chance_table_one_row_per_cell_in_grid_order():
+    """One row per (factor, level, protocol) whatever the number of models, a column per dataset, rows in
+    the grid's order (default first), and each dataset's own candidates and chance level."""
+    rows = []
+    for dataset, scale in (("big", 10.0), ("small", 1.0)):
+        for model in ("A", "B"):
+            for factor, level, protocol in (("sequence", "S_u with the target", "in_batch"),
+                                            ("candidates", "batch of 100", "in_batch"),
+                                            ("default", forensics.DEFAULT, "full"), ("split", "random", "in_batch"),
+                                            ("default", forensics.DEFAULT, "in_batch")):
+                rows.append(dict(dataset=dataset, model=model, factor=factor, level=level, protocol=protocol,
+                                 candidates=scale * len(level), chance=1 / (scale * len(level))))
+    table = forensics.chance_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["factor", "level", "protocol", "candidates, big", "candidates, small",
+                                   "chance, big", "chance, small"]
+    assert list(zip(table.factor, table.protocol)) == [("default", "full"), ("default", "in_batch"),  # not a-z
+                                                       ("split", "in_batch"), ("candidates", "in_batch"),
+                                                       ("sequence", "in_batch")]
+    row = table[table.factor == "split"].iloc[0]
+    assert row["candidates, big"] == 60 and row["candidates, small"] == 6 and row["chance, big"] == pytest.approx(1 / 60)
