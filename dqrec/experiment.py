@@ -525,8 +525,8 @@ def compute_run(split, name: str, seed: int, params: dict):
                      epochs_run=trained.get("epochs_run", 0), best_epoch=trained.get("best_epoch", 0),
                      stopped_by=trained.get("stopped_by", "closed form"),
                      tuned=_tuned_point(model), git_sha=git_sha())
-    record = dict(history=getattr(model, "history_", None), tuning=getattr(model, "tuning_", None),
-                  machine=machine(model))
+    record = dict(history=model.trainer_.history_ if hasattr(model, "trainer_") else None,  # the epoch log
+                  tuning=getattr(model, "tuning_", None), machine=machine(model))
     return res[RUN_COLUMNS], sample_ranks, record
 
 

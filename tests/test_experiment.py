@@ -154,3 +154,13 @@ def test_findings_sentences_follow_the_numbers():
     assert "within the seed sd" in experiment.table1_findings(close)
     one = experiment.pair_findings(summary, [("DQRec", "EASE")])
     assert "one seed: no spread to judge it by" in one
+
+
+@pytest.mark.parametrize("name", ["SASRec", "DualTower"])
+def test_run_record_keeps_the_epoch_log(name):
+    """The .json beside a run holds its training log, one entry per epoch (a sequential model's own
+    ``history_`` is its input sequences, which the record once stored instead)."""
+    split = planted_split()
+    rows, _, record = experiment.compute_run(split, name, 0, dict(epochs=2, patience=2, seq_len=8, progress=False))
+    assert isinstance(record["history"], list) and len(record["history"]) == rows.epochs_run.iloc[0] == 2
+    assert {"epoch", "loss", "valid"} <= set(record["history"][0])
