@@ -464,16 +464,25 @@ def verdict(results: pd.DataFrame, dataset: str, models, tolerance: float = 0.1,
     sel = results[(results.dataset == dataset) & (results.model == "DQRec") & (results.metric == "Recall")
                   & (results.k == 10)]
     seeds = sorted(sel.seed.unique())
-    sd = cell_means(sel.assign(metric="Recall"))
     strength = largest_effects(eff[eff.dataset == dataset])
     text += (f"How strong this is: each cell is {len(seeds)} fit{'s' if len(seeds) > 1 else ''} per model (fit seed"
              f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}), so the spread between fits is not "
-             f"measured here; the largest sd over evaluation seeds of a DQRec cell is {sd.sd.max():.4f}, against "
+             f"measured here; {evaluation_spread(sel)}, against "
              f"effects of " + ", ".join(f"×{r.geo_ratio:.2f} ({r.level})" for r in strength.itertuples())
              + " (geometric mean over models); factors are varied one at a time, so combinations are not measured. "
                "What would settle it is the authors' evaluation code (their split, candidate construction and "
                "sequence builder), which is not public.")
     return text
+
+
+def evaluation_spread(sel: pd.DataFrame) -> str:
+    """What the evaluation seeds (batch order, sampled negatives) of the seeded cells in ``sel`` (one model's
+    Recall@10 rows) say about noise: the largest sd over them, or that one seed cannot measure it."""
+    n = int(sel[sel.protocol != "full"].eval_seed.nunique()) if len(sel) else 0
+    if n < 2:
+        return (f"the in-batch and sampled cells ran with {n} evaluation seed{'' if n == 1 else 's'} "
+                "(batch order, negatives), so that spread is not measured either")
+    return f"the largest sd over {n} evaluation seeds of a DQRec cell is {cell_means(sel).sd.max():.4f}"
 
 
 def _verdict_without_dqrec(eff: pd.DataFrame, dataset: str, table1: pd.DataFrame | None, tolerance: float) -> str:

@@ -255,3 +255,13 @@ def test_chance_table_one_row_per_cell_in_grid_order():
                                                        ("sequence", "in_batch")]
     row = table[table.factor == "split"].iloc[0]
     assert row["candidates, big"] == 60 and row["candidates, small"] == 6 and row["chance, big"] == pytest.approx(1 / 60)
+
+
+def test_evaluation_spread_says_when_one_seed_cannot_measure_it():
+    rows = [dict(dataset="d", model="DQRec", data_factor="default", data_level="ours", eval_factor="default",
+                 eval_level="ours", protocol=p, metric="Recall", k=10, value=v, eval_seed=s, chance=0.1, candidates=10)
+            for p, s, v in (("in_batch", 0, 0.20), ("in_batch", 1, 0.30), ("full", 0, 0.1))]
+    two = pd.DataFrame(rows)
+    assert "sd over 2 evaluation seeds of a DQRec cell is 0.0707" in forensics.evaluation_spread(two)
+    one = forensics.evaluation_spread(two[two.eval_seed == 0])
+    assert "1 evaluation seed " in one and "not measured" in one and "sd" not in one
