@@ -337,16 +337,17 @@ def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(sorted(table.index, key=lambda i: (FACTOR_ORDER.index(i[0]), LEVEL_ORDER.index(i[1]))))
 
 
-def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None) -> pd.DataFrame:
-    """(factor, level) x model table of ratios to the base, for one protocol (datasets as column groups)."""
-    e = _view(eff, protocol)
+def ratio_table(eff: pd.DataFrame, protocol: str = "in_batch", models=None, dataset: str | None = None) -> pd.DataFrame:
+    """(factor, level) x model table of ratios to the base, for one protocol: columns (dataset, model), or
+    the models of one ``dataset`` alone (narrow enough for a page)."""
+    e = _view(eff if dataset is None else eff[eff.dataset == dataset], protocol)
     e = e[e.factor != "default"]
     table = _ordered(e.pivot_table(index=["factor", "level"], columns=["dataset", "model"], values="ratio",
                                    aggfunc="first"))
     if models is not None:
         cols = [c for c in table.columns if c[1] in models]
         table = table[sorted(cols, key=lambda c: (c[0], list(models).index(c[1])))]
-    return table
+    return table if dataset is None else table.droplevel("dataset", axis=1)
 
 
 def chance_table(eff: pd.DataFrame) -> pd.DataFrame:
@@ -371,6 +372,19 @@ def largest_effects(eff: pd.DataFrame, n: int = 3, protocol: str = "in_batch") -
     per_model = e.pivot_table(index=["factor", "level"], columns=["dataset", "model"], values="ratio", aggfunc="first")
     return best.merge(per_model.reset_index().pipe(lambda d: d.set_axis(
         ["factor", "level"] + [f"{a} {b}" for a, b in per_model.columns], axis=1)), on=["factor", "level"])
+
+
+def largest_effects_table(eff: pd.DataFrame, n: int = 3, protocol: str = "in_batch") -> pd.DataFrame:
+    """:func:`largest_effects` for the page: one row per (factor, level, model), one ratio column per dataset,
+    and the level's geometric mean over models and datasets."""
+    best = largest_effects(eff, n, protocol)
+    cols = [c for c in best.columns if c not in ("factor", "level", "geo_ratio", "strength")]
+    long = best.melt(id_vars=["factor", "level", "geo_ratio"], value_vars=cols, var_name="column", value_name="ratio")
+    long[["dataset", "model"]] = long.column.str.split(" ", n=1, expand=True)
+    table = long.pivot_table(index=["factor", "level", "geo_ratio", "model"], columns="dataset", values="ratio",
+                             aggfunc="first", sort=False).reset_index()
+    table.columns.name = None
+    return table.rename(columns={"geo_ratio": "geometric mean"})
 
 
 def configurations(eff: pd.DataFrame, dataset: str, protocol: str = "in_batch") -> pd.DataFrame:
@@ -666,8 +680,8 @@ def plot_effects(eff: pd.DataFrame, protocol: str = "in_batch", models=None):
     table = ratio_table(eff, protocol, models)
     datasets = list(dict.fromkeys(c[0] for c in table.columns))
     labels = [f"{f}: {lv}" for f, lv in table.index]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets) + 2.4, 0.32 * len(labels) + 1.2),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(2.9 * len(datasets) + 2.6, 0.27 * len(labels) + 1.6),
+                             sharey=True, squeeze=False)  # about the page's width: labels left, legend below
     markers = "osD^vP*X"
     for ax, dataset in zip(axes[0], datasets):
         cols = [c for c in table.columns if c[0] == dataset]
@@ -680,6 +694,6 @@ def plot_effects(eff: pd.DataFrame, protocol: str = "in_batch", models=None):
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     handles, names = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, title="model")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9, frameon=False)
     return fig

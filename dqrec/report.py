@@ -111,11 +111,14 @@ def render(text: pd.DataFrame, means: pd.DataFrame | None = None, caption: str =
     mark = row_best(means) if mark is None else mark.reindex(index=text.index, columns=text.columns).fillna(False)
     shown = text.where(~mark.astype(bool), "<b>" + text + "</b>")
     table = (shown.style.set_table_attributes('class="dqrec-table"')
-             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+             .set_table_styles(TABLE_CSS).to_html())
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 
 TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
+# cells on one line; a header wraps at its spaces, so long column names do not widen a table past the page
+TABLE_CSS = [{"selector": "td", "props": TABLE_CELL_CSS},
+             {"selector": "th", "props": TABLE_CELL_CSS.replace("nowrap", "normal") + " vertical-align: bottom;"}]
 MAX_COLUMNS = 6  # model columns per table: what fits the book's text column at 1280 px
 
 
@@ -139,7 +142,7 @@ def plain(df: pd.DataFrame, caption: str = "", index: str | None = None) -> str:
     formats = {**{c: "{:.4g}" for c in floats if c not in whole}, **{c: "{:,.0f}" for c in whole + ints}}
     table = (df.style.hide(axis="index").format(formats, na_rep="")
              .set_table_attributes('class="dqrec-table"')
-             .set_table_styles([{"selector": "td, th", "props": TABLE_CELL_CSS}]).to_html())
+             .set_table_styles(TABLE_CSS).to_html())
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 

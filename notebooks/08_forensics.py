@@ -118,8 +118,17 @@ Markdown("\n".join(lines))
 # the choice inflates the number.
 
 # %%
-table = forensics.ratio_table(eff, "in_batch", models)
-table.style.format("{:.2f}", na_rep="–").background_gradient(cmap="RdBu_r", vmin=0, vmax=2, axis=None)
+def show_ratios(protocol: str, shade: bool) -> None:
+    """One table per dataset (ratio to our default per factor level and model), shaded red above 1."""
+    for name in datasets:
+        style = forensics.ratio_table(eff, protocol, models, dataset=name).style.format("{:.2f}", na_rep="–")
+        if shade:
+            style = style.background_gradient(cmap="RdBu_r", vmin=0, vmax=2, axis=None).highlight_null(
+                props="background-color: white; color: black")
+        display(style.set_caption(f"{name}, {protocol.replace('_', '-')} Recall@10 / our default"))
+
+
+show_ratios("in_batch", shade=True)
 
 # %%
 forensics.plot_effects(eff, "in_batch", models);
@@ -128,14 +137,14 @@ forensics.plot_effects(eff, "in_batch", models);
 # The same ratios under full ranking (every item a candidate), where the candidate pool does not apply:
 
 # %%
-forensics.ratio_table(eff, "full", models).style.format("{:.2f}", na_rep="–")
+show_ratios("full", shade=False)
 
 # %% [markdown]
 # The three factors with the largest effect, ranked by the geometric mean over models and datasets of
 # their strongest level's ratio, with each model's ratio:
 
 # %%
-HTML(plain(forensics.largest_effects(eff), "The three largest effects (ratio to our default)"))
+HTML(plain(forensics.largest_effects_table(eff), "The three largest effects (ratio to our default)"))
 
 # %% [markdown]
 # The split factor can also be read from Table 1's own runs (the same models and profile, every seed
@@ -162,8 +171,7 @@ HTML(plain(forensics.chance_table(eff), "Candidates per sample and chance-level 
 # %%
 for name in datasets:
     if (eff.dataset == name).any():
-        display(forensics.configurations(eff, name).style.format(
-            lambda v: v if isinstance(v, (bool, str)) else f"{v:.3f}", na_rep="–").set_caption(name))
+        display(HTML(plain(forensics.configurations(eff, name).reset_index(), f"{name}: in-batch Recall@10")))
 print("paper families without a model in this grid:", ", ".join(forensics.missing_models(models)) or "none")
 
 # %% [markdown]
@@ -173,9 +181,8 @@ print("paper families without a model in this grid:", ", ".join(forensics.missin
 # %%
 for name in datasets:
     if ((eff.dataset == name) & (eff.model == "DQRec")).any():
-        display(forensics.beside_paper(results, name).style.format("{:.3f}", na_rep="–").set_caption(
-            f"DQRec on {name}; paper: " + ", ".join(f"{m} {forensics.paper_value(m):.4f}"
-                                                    for m in ("Recall@5", "Recall@10", "Recall@20", "NDCG@10"))))
+        display(HTML(plain(forensics.beside_paper(results, name).reset_index(), f"DQRec on {name}; paper: " + ", ".join(
+            f"{m} {forensics.paper_value(m):.4f}" for m in ("Recall@5", "Recall@10", "Recall@20", "NDCG@10")))))
 
 # %% [markdown]
 # ## From ML-100K to ML-1M

@@ -265,3 +265,19 @@ def test_evaluation_spread_says_when_one_seed_cannot_measure_it():
     assert "sd over 2 evaluation seeds of a DQRec cell is 0.0707" in forensics.evaluation_spread(two)
     one = forensics.evaluation_spread(two[two.eval_seed == 0])
     assert "1 evaluation seed " in one and "not measured" in one and "sd" not in one
+
+
+def test_largest_effects_table_keeps_each_ratio_with_its_dataset_and_model():
+    rows = []
+    for dataset, scale in (("big", 2.0), ("small", 1.0)):
+        for model, m in (("DQRec w/o Lat.", 1.0), ("EASE", 3.0)):
+            for factor, level, ratio in (("split", "random", 1.5), ("ties", "optimistic", 1.1),
+                                         ("candidates", "batch of 100", 4.0), ("candidates", "batch of 256", 2.0)):
+                rows.append(dict(dataset=dataset, model=model, factor=factor, level=level, protocol="in_batch",
+                                 ratio=ratio * scale * m))
+    table = forensics.largest_effects_table(pd.DataFrame(rows), n=2)
+    assert list(table.columns) == ["factor", "level", "geometric mean", "model", "big", "small"]
+    assert list(table.factor) == ["candidates"] * 2 + ["split"] * 2  # strongest level of each factor, strongest first
+    assert set(table.level) == {"batch of 100", "random"}
+    row = table[(table.level == "batch of 100") & (table.model == "EASE")].iloc[0]
+    assert (row.big, row.small) == (24.0, 12.0)
