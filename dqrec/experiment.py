@@ -43,7 +43,7 @@ PROFILES: dict[str, dict] = {
                   seeds=[0, 1, 2], epochs=200, patience=5, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-1m": [0, 1, 2], "ml-100k": [0, 1, 2]}, ablation_splits=["temporal"],
                   loss_runs={"ml-100k": {"temporal": [0, 1, 2]}, "ml-1m": {"temporal": [0], "random": [0]}},
-                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
+                  sensitivity_dataset="ml-1m", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
                   forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
                   forensics_eval_seeds={"ml-100k": [0, 1, 2], "ml-1m": [0]},
                   forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False),
