@@ -9,7 +9,7 @@ from dqrec import data
 from dqrec.baselines import MostPopular
 from dqrec.baselines.cl4srec import augment, crop, mask, reorder
 from dqrec.baselines.duorec import same_target_partner
-from dqrec.baselines.sequential import SequenceEncoder, history, history_rows, info_nce
+from dqrec.baselines.sequential import SequenceEncoder, history, history_rows, info_nce, training_windows
 from dqrec.evaluate import evaluate
 from dqrec.registry import make_model
 
@@ -81,6 +81,58 @@ def test_history_is_the_users_items_strictly_before(tied, max_len):
         assert (items[r] == np.where(rows[r] >= 0, item[rows[r]], tied.n_items)).all()
         if len(before) > max_len:  # the most recent ones are kept
             assert t[got].min() >= np.sort(t[before])[-max_len]
+
+
+@pytest.mark.parametrize("max_len", [2, 5, 20])
+def test_training_windows_read_each_target_from_strictly_earlier_items(tied, max_len):
+    """train_on="sequences": a target is read at p(q), and through a causal encoder sees the window's
+    items up to p(q): they must be its user's, strictly earlier (ties excluded), the newest ones of its
+    history, oldest -> newest. Exactly the train rows with an earlier row and a tie group shorter than
+    max_len are targets, each once."""
+    s = tied.samples
+    rows, context = training_windows(tied, max_len)
+    assert rows.shape == context.shape and rows.shape[1] == max_len
+    user, t, part = s.user.to_numpy(), s.timestamp.to_numpy(), s.part.to_numpy()
+    hist = history_rows(tied, max_len)
+    seen = []
+    for w, q in zip(*np.nonzero(context >= 0)):
+        r, p = rows[w, q], context[w, q]
+        visible = rows[w, :p + 1][rows[w, :p + 1] >= 0]
+        assert p < q and part[r] == "train"
+        assert (user[visible] == user[r]).all() and (t[visible] < t[r]).all()
+        newest = hist[r][hist[r] >= 0]
+        assert np.array_equal(visible, newest[len(newest) - len(visible):])  # the same items scoring sees
+        seen.append(r)
+    assert len(seen) == len(set(seen))
+    tie_group = pd.Series(1, index=s.index).groupby([user, t]).transform("size").to_numpy()
+    expected = {r for r in np.flatnonzero(part == "train") if (hist[r] >= 0).any() and tie_group[r] < max_len}
+    assert set(seen) == expected
+    assert (context[rows < 0] == -1).all() and (rows[:, -1] >= 0).all()  # left-padded windows
+
+
+def test_a_window_target_is_represented_without_itself_or_later_items(tied):
+    """The representation a window target is trained from must not change when its own item or any
+    later one in the window changes (it would learn from the answer)."""
+    model = make_model("SASRec", **SMALL)
+    model.setup(tied)
+    model.net_.eval()
+    batch = model.window_batch(np.arange(len(model.window_rows_)), np.random.default_rng(0))
+    rep = model.represent(batch)
+    w, p = (t.numpy() for t in batch["at"])
+    q = np.array([np.flatnonzero(model.window_rows_[wi] == r)[0] for wi, r in zip(w, batch["rows"])])
+    for m in range(0, len(w), 7):
+        changed = dict(batch, seq=batch["seq"].clone())
+        changed["seq"][w[m], q[m]:] = (changed["seq"][w[m], q[m]:] + 1) % tied.n_items
+        assert torch.allclose(model.represent(changed)[m], rep[m], atol=1e-6)
+
+
+def test_only_models_that_can_train_on_windows_accept_it():
+    assert make_model("SASRec").train_on == "sequences"
+    assert make_model("SASRec", train_on="prefixes").train_on == "prefixes"
+    with pytest.raises(ValueError, match="train_on"):
+        make_model("CL4SRec", train_on="sequences")
+    with pytest.raises(ValueError, match="max_len"):
+        make_model("SASRec", max_len=1)
 
 
 # ----------------------------------------------------------------------------- masking
@@ -197,6 +249,11 @@ def fitted(planted):
 def test_learns_the_planted_sequence(planted, fitted, name):
     popular = recall10(MostPopular().fit(planted), planted)
     assert recall10(fitted[name], planted) > popular + 0.3
+
+
+def test_sasrec_learns_from_prefixes_too(planted):
+    popular = recall10(MostPopular().fit(planted), planted)
+    assert recall10(fit("SASRec", planted, train_on="prefixes"), planted) > popular + 0.3
 
 
 @pytest.mark.parametrize("name", ["SASRec", "ICLRec"])

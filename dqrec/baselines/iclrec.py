@@ -36,6 +36,7 @@ class ICLRec(SASRec):
     """SASRec's next-item loss + intent (and optional instance) contrastive learning in an EM loop."""
 
     causal, norm_first, activation = True, False, "gelu"
+    train_schemes = ("prefixes",)  # its views and intents are of whole per-sample histories
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  n_intents: int = 256, intent_weight: float = 0.1, instance_weight: float = 0.0,
@@ -44,7 +45,7 @@ class ICLRec(SASRec):
                  weight_decay: float = 0.0, patience: int = 5, seed: int = 0, device: str = "auto",
                  progress: bool = True):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, weight_decay, patience,
-                         seed, device, progress)
+                         seed, device, progress, train_on="prefixes")
         if n_intents < 1 or kmeans_iterations < 1 or intent_weight < 0 or instance_weight < 0 or temperature <= 0:
             raise ValueError("need n_intents >= 1, kmeans_iterations >= 1, intent_weight >= 0, instance_weight >= 0 "
                              f"and temperature > 0, got {n_intents}, {kmeans_iterations}, {intent_weight}, "

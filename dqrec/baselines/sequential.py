@@ -17,13 +17,26 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   paper writes its blocks). ``forward(seq (B, L) long) -> (B, L, dim)``. A position never attends to
   padding; with ``causal=True`` it never attends to a later position. ``item_embedding`` (an
   ``nn.Embedding``) is shared with the output layer (scores are dot products with its rows).
+* :func:`training_windows` ``(split, max_len) -> (rows, context)``: every user's timeline cut into
+  windows of ``max_len`` consecutive sample rows, with, at each train-part row, the window position of
+  the latest row strictly before it (SASRec's training sequences; see ``train_on`` below).
 * :class:`SequentialRecommender` (a :class:`dqrec.registry.Recommender`): ``fit(split, validate=None)``
-  trains through :class:`dqrec.train.Trainer` with early stopping on validation; one training sample
-  is one *train-part* sample row r: input ``history(split, max_len)[r]``, target ``split.samples.item[r]``
-  (so every (prefix, next item) pair of the users' training sequences is presented once per epoch,
-  with the prefix cut exactly as scoring cuts it; RecBole feeds its sequential models the same way).
-  ``score(batch, items)``: the representation :meth:`~SequentialRecommender.encode` of each sample's
-  history (``batch.index`` are sample rows) dotted with the item embeddings of ``items``.
+  trains through :class:`dqrec.train.Trainer` with early stopping on validation. Each *train-part*
+  sample row r (target ``split.samples.item[r]``) is one training target per epoch, presented in one of
+  two ways (``train_on``):
+
+  - ``"prefixes"``: one sequence per target, ``history(split, max_len)[r]``, scored at its last position,
+    the prefix cut exactly as scoring cuts it (RecBole's "prefix augmentation"; the codes of BERT4Rec-
+    and CL4SRec-style RecBole models, DuoRec and VQRec feed their models this way). Each target costs a
+    whole ``max_len`` pass through the encoder.
+  - ``"sequences"``: one pass per window of :func:`training_windows`; a target's representation is the
+    causal encoder's output at the latest window position strictly before it in time, so it sees the
+    window's items before it (at most ``max_len``, fewer near a window's start) and nothing later or
+    tied with it (SASRec's paper, Section III-E: the loss at every position of the user's sequence).
+    About ``max_len`` times cheaper per epoch; a batch still holds about ``batch_size`` targets.
+
+  ``score(batch, items)`` is the same for both: the representation :meth:`~SequentialRecommender.encode`
+  of each sample's history (``batch.index`` are sample rows) dotted with the item embeddings of ``items``.
 
   Subclass hooks (override what the model changes; all run inside the one Trainer):
 
@@ -34,9 +47,13 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   - ``item_scores(rep, items=None) -> (B, M)``: scores of items (default: dot products with the item
     embeddings; BERT4Rec adds its output bias);
   - ``train_batch(rows, rng) -> dict`` of tensors (default ``seq``, ``target``, ``rows``), built on the
-    device, ``rows`` the sample rows (numpy) of the batch;
+    device, ``rows`` the sample rows (numpy) of the batch's targets; with ``train_on="sequences"`` the
+    trainer hands windows to :meth:`~SequentialRecommender.window_batch` instead, which adds ``at``;
   - ``train_loss(batch) -> scalar tensor`` (default: the next-item softmax cross-entropy over all items,
-    :meth:`next_item_loss`, which CL4SRec, DuoRec and ICLRec all train with);
+    :meth:`next_item_loss`, which CL4SRec, DuoRec and ICLRec all train with, of the targets'
+    representations :meth:`~SequentialRecommender.represent`);
+  - ``train_schemes``: the ``train_on`` values a model supports (models whose ``train_batch`` builds
+    per-prefix views, CL4SRec's augmentations say, support ``"prefixes"`` only);
   - ``start_epoch(epoch)``: called before the first batch of each epoch (ICLRec's E-step);
   - ``setup(split)``: fitted state built before training (call ``super().setup(split)``); a benchmark
     can call it and time ``train_batch`` / ``train_loss`` steps without training.
@@ -44,7 +61,7 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   Constructor parameters (every subclass lists them in its own ``__init__`` for ``get_params``):
   ``dim=64, lr=1e-3, batch_size=1024`` (the paper's setting for every baseline), ``max_len=50``,
   ``n_blocks, n_heads, dropout`` (per model, from its paper), ``epochs=200, patience=5, weight_decay=0,
-  seed=0, device="auto", progress=True``. ``n_blocks`` is not called ``n_layers`` on purpose: the
+  seed=0, device="auto", progress=True``, ``train_on="prefixes"`` (SASRec: ``"sequences"``). ``n_blocks`` is not called ``n_layers`` on purpose: the
   profiles' ``n_layers`` is DQRec's codebook depth and :func:`dqrec.experiment.model_kwargs` passes
   profile keys to every model that accepts them.
 
@@ -90,6 +107,56 @@ def history(split, max_len: int) -> np.ndarray:
         items = split.samples.item.to_numpy(np.int64)
         cache[("items", max_len)] = np.where(rows == PAD, split.n_items, items[np.clip(rows, 0, None)])
     return cache[("items", max_len)]
+
+
+def training_windows(split, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every user's timeline cut into training windows (SASRec's training sequences).
+
+    A user's sample rows (all parts, oldest -> newest, rows tied in time in row order, as :func:`history`
+    orders them) are cut from the newest backwards into windows of ``max_len`` rows, the oldest one
+    left-padded. A train-part row q is a *target* in a window holding both q and p(q), the latest row
+    strictly before q in time; its representation is read at p(q), so every item it can see through a
+    causal encoder is strictly earlier (ties excluded, as in :func:`history`). Each older window ends
+    where the tie group at the start of the newer one ends (the windows overlap by at least one row), so
+    every train row with an earlier row is a target in exactly one window, unless its tie group holds
+    ``max_len`` rows or more (then it is in none). Windows without a target are dropped.
+
+    Returns ``rows`` (W, max_len) int64 sample rows (-1 padding) and ``context`` (W, max_len) int64: at a
+    target's position the window position of p(q), -1 elsewhere. Cached on the split.
+    """
+    if max_len < 2:
+        raise ValueError(f"training windows need max_len >= 2 (a target and one earlier item), got {max_len}")
+    cache = split.__dict__.setdefault("_sequential_history", {})
+    if ("windows", max_len) not in cache:
+        s = split.samples
+        n = len(s)
+        order = np.lexsort((np.arange(n), s.timestamp.to_numpy(), s.user.to_numpy()))
+        user, time = s.user.to_numpy()[order], s.timestamp.to_numpy()[order]
+        new_user = np.r_[True, user[1:] != user[:-1]]
+        new_time = new_user | np.r_[True, time[1:] != time[:-1]]
+        group_start = np.maximum.accumulate(np.where(new_time, np.arange(n), 0))  # sorted positions
+        group_end = np.r_[np.flatnonzero(new_time)[1:], n][np.cumsum(new_time) - 1]
+        before = group_start - 1  # p(q); below the user's first row: none
+        is_train = (s.part.to_numpy() == "train")[order]
+        rows, context = [], []
+        for a, b in zip(np.flatnonzero(new_user), np.r_[np.flatnonzero(new_user)[1:], n]):
+            hi = b
+            while hi > a:
+                lo = max(a, hi - max_len)
+                q = np.arange(lo, hi)
+                target = is_train[q] & (before[q] >= lo)
+                if target.any():
+                    pad = max_len - len(q)
+                    rows.append(np.r_[np.full(pad, -1), order[q]])
+                    context.append(np.r_[np.full(pad, -1), np.where(target, before[q] - lo + pad, -1)])
+                if lo == a:
+                    break
+                # the next window ends with lo's tie group (whose rows are no target here), or before it
+                # when that group fills this whole window
+                hi = group_end[lo] if group_end[lo] < hi else group_start[lo]
+        shape = (len(rows), max_len)
+        cache[("windows", max_len)] = (np.array(rows, np.int64).reshape(shape), np.array(context, np.int64).reshape(shape))
+    return cache[("windows", max_len)]
 
 
 def mask_id(n_items: int) -> int:
@@ -192,16 +259,24 @@ class SequentialRecommender(Recommender):
     causal = True
     norm_first = False
     activation = "gelu"
+    train_schemes = ("prefixes",)
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 1, dropout: float = 0.2,
                  epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024, weight_decay: float = 0.0,
-                 patience: int = 5, seed: int = 0, device: str = "auto", progress: bool = True):
+                 patience: int = 5, seed: int = 0, device: str = "auto", progress: bool = True,
+                 train_on: str = "prefixes"):
         check_training_params(dim=dim, max_len=max_len, n_blocks=n_blocks, n_heads=n_heads, epochs=epochs, lr=lr,
                               batch_size=batch_size, patience=patience)
         if not 0.0 <= dropout < 1.0 or weight_decay < 0:
             raise ValueError(f"need 0 <= dropout < 1 and weight_decay >= 0, got {dropout}, {weight_decay}")
         if dim % n_heads:
             raise ValueError(f"dim {dim} is not divisible by n_heads {n_heads}")
+        if train_on not in self.train_schemes:
+            raise ValueError(f"{type(self).__name__} trains on {' or '.join(map(repr, self.train_schemes))}, "
+                             f"not train_on={train_on!r}")
+        if train_on == "sequences" and max_len < 2:
+            raise ValueError(f"train_on='sequences' needs max_len >= 2, got {max_len}")
+        self.train_on = train_on
         self.dim, self.max_len, self.n_blocks, self.n_heads, self.dropout = dim, max_len, n_blocks, n_heads, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
         self.patience, self.seed, self.device, self.progress = patience, seed, device, progress
@@ -220,8 +295,26 @@ class SequentialRecommender(Recommender):
         return dict(rows=rows, seq=torch.from_numpy(self.history_[rows]).to(dev),
                     target=torch.from_numpy(self.items_[rows]).to(dev))
 
+    def window_batch(self, windows: np.ndarray, rng: np.random.Generator) -> dict:
+        """The batch of ``train_on="sequences"``: windows (B, max_len) as ``seq``, and per target (M of
+        them) its sample row ``rows``, its item ``target`` and ``at`` = (window, position) of p(q)."""
+        dev = self.device_
+        rows, context = self.window_rows_[windows], self.window_context_[windows]
+        seq = np.where(rows >= 0, self.items_[np.clip(rows, 0, None)], self.n_items_)
+        w, q = np.nonzero(context >= 0)
+        targets = rows[w, q]
+        return dict(rows=targets, seq=torch.from_numpy(seq).to(dev), target=torch.from_numpy(self.items_[targets]).to(dev),
+                    at=(torch.from_numpy(w).to(dev), torch.from_numpy(context[w, q]).to(dev)))
+
+    def represent(self, batch: dict) -> torch.Tensor:
+        """(M, dim): the representation of each target of a training batch (the last position of its
+        prefix, or its p(q) position in its window)."""
+        if "at" in batch:
+            return self.net_(batch["seq"])[batch["at"]]
+        return self.encode(batch["seq"])
+
     def train_loss(self, batch: dict) -> torch.Tensor:
-        return self.next_item_loss(self.encode(batch["seq"]), batch["target"])
+        return self.next_item_loss(self.represent(batch), batch["target"])
 
     def start_epoch(self, epoch: int) -> None:
         """Called before the first batch of every epoch (1-based); nothing by default."""
@@ -244,6 +337,8 @@ class SequentialRecommender(Recommender):
         self.history_ = history(split, self.max_len)
         self.items_ = split.samples.item.to_numpy(np.int64)
         self.train_rows_ = np.flatnonzero((split.samples.part == "train").to_numpy())
+        if self.train_on == "sequences":
+            self.window_rows_, self.window_context_ = training_windows(split, self.max_len)
         self.device_ = dev = resolve_device(self.device)
         torch.manual_seed(self.seed)  # weight init and dropout masks
         self.net_ = self.build_net(split).to(dev)
@@ -254,18 +349,26 @@ class SequentialRecommender(Recommender):
         self.setup(split)
         dev = self.device_
         validate = validate or validation_criterion(split, self.seed)
-        steps_per_epoch = -(-len(self.train_rows_) // self.batch_size)
+        if self.train_on == "sequences":  # windows per batch so that a batch holds about batch_size targets
+            n_samples = len(self.window_rows_)
+            per_window = (self.window_context_ >= 0).sum() / max(n_samples, 1)
+            batch_size = max(1, round(self.batch_size / max(per_window, 1.0)))
+            make = self.window_batch
+        else:
+            n_samples, batch_size = len(self.train_rows_), self.batch_size
+            make = lambda idx, rng: self.train_batch(self.train_rows_[idx], rng)  # noqa: E731
+        steps_per_epoch = -(-n_samples // batch_size)
         calls = iter(range(10 ** 12))
 
         def batch(idx, rng):
             call = next(calls)
             if call % steps_per_epoch == 0:
                 self.start_epoch(call // steps_per_epoch + 1)
-            return self.train_batch(self.train_rows_[idx], rng)
+            return make(idx, rng)
 
-        self.trainer_ = Trainer(self.epochs, self.patience, self.lr, self.batch_size, self.weight_decay, self.seed,
+        self.trainer_ = Trainer(self.epochs, self.patience, self.lr, batch_size, self.weight_decay, self.seed,
                                 str(dev), self.progress, desc=type(self).__name__)
-        self.trainer_.fit(self.net_, len(self.train_rows_), batch, self.train_loss, lambda: validate(self))
+        self.trainer_.fit(self.net_, n_samples, batch, self.train_loss, lambda: validate(self))
         self.history_log_ = self.trainer_.history_
         return self
 
