@@ -300,18 +300,28 @@ MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "code
                 "loss", "progress", "device")
 
 
+# DQRec's own hyper-parameters among MODEL_PARAMS (the paper's L, J, beta, K, K' and DQ-VAE's epochs): only
+# DQRec and its variants take them from a profile; a baseline with a parameter of the same name (LightGCN's,
+# NGCF's, HCCF's propagation depth n_layers, NCF's MLP depth) keeps its authors' default.
+DQREC_PARAMS = (*PAPER_HPARAMS, "representation_epochs")
+
+
 def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
-    """The constructor arguments model ``name`` takes from a profile's ``params`` (plus ``seed``); a
-    parameter a tuned model searches over is never taken from the profile (ItemKNN's k is not K)."""
+    """The constructor arguments model ``name`` takes from a profile's ``params`` (plus ``seed``): the
+    training settings for every model, :data:`DQREC_PARAMS` for DQRec models only; a parameter a tuned
+    model searches over is never taken from the profile (ItemKNN's k is not K)."""
     import inspect
 
+    from .model import DQRec
     from .registry import make_model, model_names
 
     if name not in model_names():
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
-    accepted = inspect.signature(type(make_model(name)).__init__).parameters
+    cls = type(make_model(name))
+    accepted = inspect.signature(cls.__init__).parameters
     tuned = TUNING_GRIDS.get(name, {}) if params.get("tune", True) else {}
-    kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted and k not in tuned}
+    own = set(MODEL_PARAMS) if issubclass(cls, DQRec) else set(MODEL_PARAMS) - set(DQREC_PARAMS)
+    kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted and k not in tuned and k in own}
     if "seed" in accepted:
         kw["seed"] = seed
     return {**kw, **overrides}

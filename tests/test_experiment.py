@@ -88,6 +88,19 @@ def test_ablation_variants_switch_off_their_part():
         experiment.fit_model("DQRec w/o IDs", planted_split(), 0, params)
 
 
+@pytest.mark.parametrize("name", ["NCF", "NGCF", "LightGCN", "HCCF"])
+def test_baselines_keep_their_authors_depth_under_the_paper_profile(name):
+    """The paper profile's n_layers is DQRec's codebook depth L = 4; a graph baseline's n_layers is its
+    propagation depth and must stay at its authors' default (LightGCN 3, HCCF 2, ...)."""
+    import inspect
+
+    params = experiment.profile_params("paper")
+    model = make_model(name, **experiment.model_kwargs(name, 0, params))
+    default = inspect.signature(type(model).__init__).parameters["n_layers"].default
+    assert model.n_layers == default != params["n_layers"]
+    assert make_model("DQRec", **experiment.model_kwargs("DQRec", 0, params)).n_layers == params["n_layers"]
+
+
 @pytest.mark.parametrize("name,param", [("EASE", "l2"), ("ItemKNN", "k")])
 def test_tuned_baselines_pick_the_best_validation_point(name, param):
     split = planted_split()
