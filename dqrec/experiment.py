@@ -618,6 +618,27 @@ def training_summary(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+SETTINGS_SHOWN_ELSEWHERE = ("epochs", "patience", "seed", "progress", "device")
+
+
+def model_settings(models, params: dict) -> pd.DataFrame:
+    """The constructor parameters each of ``models`` runs with under ``params`` (what its run key holds, less
+    the training cap, patience and seed, which are the profile's for every model): one row per model,
+    ``settings`` "name=value, ...", and ``from_profile`` the names the profile set (the rest are the
+    model's own defaults, from its authors; see each module's docstring for the sources)."""
+    from .registry import make_model
+
+    rows = []
+    for name in models:
+        kw = model_kwargs(name, 0, params)
+        got = {k: v for k, v in make_model(name, **kw).get_params().items() if k not in SETTINGS_SHOWN_ELSEWHERE}
+        if name in TUNING_GRIDS and params.get("tune", True):
+            got.update({k: f"tuned on validation over {v}" for k, v in TUNING_GRIDS[name].items()})
+        rows.append(dict(model=name, settings=", ".join(f"{k}={getattr(v, '__name__', v)}" for k, v in got.items()),
+                         from_profile=", ".join(k for k in kw if k not in SETTINGS_SHOWN_ELSEWHERE) or "none"))
+    return pd.DataFrame(rows)
+
+
 def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("Recall", 10), ("NDCG", 10))):
     """Mean over seeds of each (dataset, split, protocol, model, metric@k) in two run tables, side by
     side with the relative change (after / before - 1)."""

@@ -56,8 +56,8 @@ from IPython.display import HTML, Markdown
 from dqrec import data, plots, report, sweep
 from dqrec.evaluate import equivalent_full_k
 from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, paper_table,
-                              profile_params, results_dir, pair_findings, summarise, table1_findings, run_machines,
-                              training_summary, write_table)
+                              model_settings, profile_params, results_dir, pair_findings, summarise, table1_findings,
+                              run_machines, training_summary, write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
@@ -102,6 +102,18 @@ HTML(report.plain(training_summary(results).merge(run_machines(results_dir(profi
 
 # %%
 print("grids:", TUNING_GRIDS)
+
+# %% [markdown]
+# ### The settings each model ran with
+#
+# Every constructor parameter of each model as its runs used it (the run key holds the same), besides the
+# epoch cap, patience and seed above. The paper fixes d = 64, Adam lr 10⁻³ and batch 1,024 for every
+# baseline; everything else is the model's own default, taken from its authors' paper and code (each
+# module's docstring says where from). Only DQRec takes the profile's L, J, β, K and K′: a baseline's
+# `n_layers` is its own depth (propagation layers of LightGCN, NGCF and HCCF, MLP layers of NCF).
+
+# %%
+HTML(report.plain(model_settings(models, params), "Settings of each model"))
 
 # %% [markdown]
 # ### Provenance of these runs

@@ -101,6 +101,14 @@ def test_baselines_keep_their_authors_depth_under_the_paper_profile(name):
     assert make_model("DQRec", **experiment.model_kwargs("DQRec", 0, params)).n_layers == params["n_layers"]
 
 
+def test_model_settings_show_what_each_model_runs_with():
+    params = experiment.profile_params("paper")
+    table = experiment.model_settings(["DQRec", "LightGCN", "EASE"], params).set_index("model")
+    assert "n_layers=4" in table.settings["DQRec"] and "n_layers" in table.from_profile["DQRec"]
+    assert "n_layers=3" in table.settings["LightGCN"] and table.from_profile["LightGCN"] == "none"
+    assert "l2=tuned on validation" in table.settings["EASE"]
+
+
 @pytest.mark.parametrize("name,param", [("EASE", "l2"), ("ItemKNN", "k")])
 def test_tuned_baselines_pick_the_best_validation_point(name, param):
     split = planted_split()
