@@ -108,6 +108,9 @@ def main():
     ap.add_argument("--skip-ours", action="store_true", help="RecBole's side only (ours from the cache later)")
     ap.add_argument("--cached-only", action="store_true",
                     help="use only finished RecBole outputs and cached runs of ours; compute nothing missing")
+    ap.add_argument("--keep-recbole-rows", action="store_true",
+                    help="keep RecBole's rows (and configs) of the existing results/recbole_comparison.csv and "
+                         "recompute only ours (after a change to our models; RecBole's side did not change)")
     args = ap.parse_args()
 
     started = time.perf_counter()
@@ -130,7 +133,11 @@ def main():
             wall_seconds=round(time.perf_counter() - started, 1)), indent=1, default=str) + "\n")
 
     configs = {}
-    for ours in args.models:  # RecBole's side first (resumable: a finished worker output is reused)
+    if args.keep_recbole_rows:
+        kept = pd.read_csv(out_csv)
+        rows += kept[kept.side != "dqrec"].to_dict("records")
+        configs = json.loads(out_csv.with_suffix(".json").read_text())["recbole_config"]
+    for ours in [] if args.keep_recbole_rows else args.models:  # RecBole's side first (a finished output is reused)
         theirs = PAIRS[ours]
         for seed in args.seeds:
             out = work / "out" / f"{folder.name}_{theirs}_s{seed}"
