@@ -15,7 +15,7 @@ from dqrec.registry import make_model
 
 SEQUENTIAL = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
 SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10, progress=False, device="cpu")
-EXTRA = {"ICLRec": dict(n_intents=8)}
+EXTRA = {"ICLRec": dict(n_intents=8), "BERT4Rec": dict(epochs=40, patience=40)}  # windows: ~rho targets a row
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -110,12 +110,15 @@ def test_training_windows_read_each_target_from_strictly_earlier_items(tied, max
     assert (context[rows < 0] == -1).all() and (rows[:, -1] >= 0).all()  # left-padded windows
 
 
-def test_a_window_target_is_represented_without_itself_or_later_items(tied):
+@pytest.mark.parametrize("name", ["SASRec", "CL4SRec", "MAERec"])
+def test_a_window_target_is_represented_without_itself_or_later_items(tied, name):
     """The representation a window target is trained from must not change when its own item or any
     later one in the window changes (it would learn from the answer)."""
-    model = make_model("SASRec", **SMALL)
+    model = make_model(name, **SMALL)
     model.setup(tied)
     model.net_.eval()
+    if name == "MAERec":  # item representations come from the transition graph
+        model.net_.item_embedding.propagate(model.full_adj_)
     batch = model.window_batch(np.arange(len(model.window_rows_)), np.random.default_rng(0))
     rep = model.represent(batch)
     w, p = (t.numpy() for t in batch["at"])
@@ -126,11 +129,57 @@ def test_a_window_target_is_represented_without_itself_or_later_items(tied):
         assert torch.allclose(model.represent(changed)[m], rep[m], atol=1e-6)
 
 
+def test_bert4rec_windows_end_at_their_last_train_row_and_mask_only_train_rows(tied):
+    """BERT4Rec's encoder reads both ways, so a window must hold nothing later than its last train row
+    (later valid/test rows would reach every target), end there, and mask only train rows."""
+    model = make_model("BERT4Rec", **{**SMALL, "mask_ratio": 0.5})
+    model.setup(tied)
+    windows = np.arange(len(model.window_rows_))
+    batch = model.window_batch(windows, np.random.default_rng(0))
+    part, item = tied.samples.part.to_numpy(), tied.samples.item.to_numpy()
+    seq, masked = batch["seq"].numpy(), batch["masked"].numpy()
+    cut_somewhere, targets = False, []
+    for w in windows:
+        rows = model.window_rows_[w][model.window_rows_[w] >= 0]
+        kept = rows[: np.flatnonzero(part[rows] == "train").max() + 1]  # up to the last train row
+        cut_somewhere |= len(kept) < len(rows)
+        real = seq[w] != tied.n_items
+        assert real.sum() == len(kept) and real[-len(kept):].all()  # left-padded, the last train row last
+        shown = np.where(masked[w][-len(kept):], item[kept], seq[w][-len(kept):])
+        assert np.array_equal(shown, item[kept])  # the window's items, masks aside
+        assert (part[kept[masked[w][-len(kept):]]] == "train").all()
+        targets.append(item[kept[masked[w][-len(kept):]]])
+    assert cut_somewhere  # the fixture has windows with later valid/test rows
+    assert np.array_equal(batch["target"].numpy(), np.concatenate(targets))  # the masked items, in order
+
+
+def test_cl4srec_window_views_hold_only_items_before_a_target(tied):
+    """CL4SRec's views of a window are encoded whole: with identity augmentations (crop all, mask and
+    reorder none) a view must be the window's items strictly before its latest target."""
+    model = make_model("CL4SRec", **{**SMALL, "crop_ratio": 1.0, "mask_ratio": 0.0, "reorder_ratio": 0.0})
+    model.setup(tied)
+    windows = np.arange(len(model.window_rows_))
+    batch = model.window_batch(windows, np.random.default_rng(0))
+    t, item = tied.samples.timestamp.to_numpy(), tied.samples.item.to_numpy()
+    cut_somewhere = False
+    for w in windows:
+        rows, context = model.window_rows_[w], model.window_context_[w]
+        latest = t[rows[context >= 0]].max()
+        before = rows[(rows >= 0) & (t[np.clip(rows, 0, None)] < latest)]
+        cut_somewhere |= len(before) < (rows >= 0).sum()
+        for view in batch["views"]:
+            v = view[w].numpy()
+            assert np.array_equal(v[v != tied.n_items], item[before]) and (v[-len(before):] != tied.n_items).all()
+    assert cut_somewhere
+
+
 def test_only_models_that_can_train_on_windows_accept_it():
-    assert make_model("SASRec").train_on == "sequences"
-    assert make_model("SASRec", train_on="prefixes").train_on == "prefixes"
-    with pytest.raises(ValueError, match="train_on"):
-        make_model("CL4SRec", train_on="sequences")
+    for name in ("SASRec", "BERT4Rec", "CL4SRec", "MAERec"):
+        assert make_model(name).train_on == "sequences"
+        assert make_model(name, train_on="prefixes").train_on == "prefixes"
+    for name in ("DuoRec", "ICLRec", "VQRec"):
+        with pytest.raises(ValueError, match="train_on"):
+            make_model(name, train_on="sequences")
     with pytest.raises(ValueError, match="max_len"):
         make_model("SASRec", max_len=1)
 
@@ -251,9 +300,10 @@ def test_learns_the_planted_sequence(planted, fitted, name):
     assert recall10(fitted[name], planted) > popular + 0.3
 
 
-def test_sasrec_learns_from_prefixes_too(planted):
+@pytest.mark.parametrize("name", ["SASRec", "BERT4Rec", "CL4SRec"])
+def test_learns_from_prefixes_too(planted, name):
     popular = recall10(MostPopular().fit(planted), planted)
-    assert recall10(fit("SASRec", planted, train_on="prefixes"), planted) > popular + 0.3
+    assert recall10(fit(name, planted, train_on="prefixes"), planted) > popular + 0.3
 
 
 @pytest.mark.parametrize("name", ["SASRec", "ICLRec"])

@@ -11,6 +11,18 @@ augmented views of each sample's history (the paper's Eq. 8, L = L_main + lambda
 * L_cl: NT-Xent (Eq. 7) over the 2B views of a batch, dot-product similarity, temperature tau;
 * L_main: softmax cross-entropy of the next item over all items (``loss_type='CE'`` of that code).
 
+Training sequences (``train_on``):
+
+* ``"sequences"`` (the default; the paper's Eq. 2 sums L_main over every step t of a user's sequence and
+  contrasts views of that sequence): SASRec's windows (:func:`~dqrec.baselines.sequential.training_windows`),
+  L_main at every train target of a window as SASRec trains, and the two views made of the window cut
+  at the latest position any of its targets is read at (:func:`~dqrec.baselines.windows.cut_windows`),
+  so a view holds only items strictly before one of the window's targets; a view's representation is
+  its last position. A batch holds the windows of about ``batch_size`` targets (about 30 windows on
+  ML-100K), so L_cl contrasts about 2 x 30 views, not 2 x 1,024 (the paper's batch is 256 users).
+* ``"prefixes"``: one history per train target, its views made of that history (the RecBole-based code
+  released with DuoRec does this), at about max_len times the cost per epoch.
+
 Hyper-parameters (source): dim 64, Adam lr 1e-3, batch 1024 (DQRec paper); 2 blocks, 2 heads, dropout
 0.5 (hidden and attention), GELU, post-LN, max_len 50, eta = 0.6, gamma = 0.3, beta = 0.6 (parameters
 ``crop_ratio``, ``mask_ratio``, ``reorder_ratio``: a profile's ``beta`` is DQRec's), lambda = 0.1 (``cl_weight``),
@@ -23,6 +35,7 @@ import numpy as np
 import torch
 
 from dqrec.baselines.sequential import SequentialRecommender, info_nce, mask_id
+from dqrec.baselines.windows import cut_windows
 
 AUGMENTATIONS = ("crop", "mask", "reorder")
 
@@ -88,14 +101,15 @@ class CL4SRec(SequentialRecommender):
     """Next-item cross-entropy + lambda * NT-Xent between two augmented views of the history (Eq. 8)."""
 
     causal, norm_first, activation = True, False, "gelu"
+    train_schemes = ("sequences", "prefixes")
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  crop_ratio: float = 0.6, mask_ratio: float = 0.3, reorder_ratio: float = 0.6, cl_weight: float = 0.1,
                  temperature: float = 1.0, epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024,
                  weight_decay: float = 0.0, patience: int = 5, seed: int = 0, device: str = "auto",
-                 progress: bool = True):
+                 progress: bool = True, train_on: str = "sequences"):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, weight_decay, patience,
-                         seed, device, progress)
+                         seed, device, progress, train_on)
         for name, value in dict(crop_ratio=crop_ratio, mask_ratio=mask_ratio, reorder_ratio=reorder_ratio).items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -110,13 +124,23 @@ class CL4SRec(SequentialRecommender):
 
     def train_batch(self, rows, rng):
         batch = super().train_batch(rows, rng)
-        seq = batch["seq"].cpu()
-        views = two_views(seq, self.n_items_, mask_id(self.n_items_), self.crop_ratio, self.mask_ratio,
-                          self.reorder_ratio, rng, self.generator_)
-        batch["views"] = [v.to(self.device_) for v in views]
+        batch["views"] = self.views(batch["seq"].cpu(), rng)
         return batch
 
+    def window_batch(self, windows, rng):
+        batch = super().window_batch(windows, rng)
+        rows = cut_windows(self.window_rows_[windows], self.window_context_[windows].max(1))
+        batch["views"] = self.views(torch.from_numpy(np.where(rows >= 0, self.items_[np.clip(rows, 0, None)],
+                                                              self.n_items_)), rng)
+        return batch
+
+    def views(self, seq: torch.Tensor, rng) -> list[torch.Tensor]:
+        """(B, L) left-padded sequences (CPU) -> their two augmented views, on the device."""
+        views = two_views(seq, self.n_items_, mask_id(self.n_items_), self.crop_ratio, self.mask_ratio,
+                          self.reorder_ratio, rng, self.generator_)
+        return [v.to(self.device_) for v in views]
+
     def train_loss(self, batch):
-        main = self.next_item_loss(self.encode(batch["seq"]), batch["target"])
+        main = self.next_item_loss(self.represent(batch), batch["target"])
         a, b = (self.encode(v) for v in batch["views"])
         return main + self.cl_weight * info_nce(a, b, self.temperature)

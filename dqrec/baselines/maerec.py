@@ -19,7 +19,9 @@ The pieces (paper Sec. 3; :mod:`dqrec.baselines.transition_graph` holds the grap
    (:class:`~dqrec.baselines.sequential.SequenceEncoder`) over the history's graph-encoded item
    representations; the next-item loss is binary cross-entropy with one sampled negative (the
    authors' ``cross_entropy``), scores are dot products with the graph-encoded items. At scoring time
-   the encoder runs on the whole (unmasked) training graph.
+   the encoder runs on the whole (unmasked) training graph. Training sequences as SASRec's
+   (``train_on="sequences"``, the default: windows of each user's timeline with the loss at every
+   position, as the authors' ``SeqRecTrnDataset`` feeds ``target_pos = items[1:]``; or ``"prefixes"``).
 
 Total loss per batch: next-item BCE + reconstruction (+ the masking term on re-masking batches), with
 the authors' L2 regulariser 1e-6 * sum ||W||^2 given to Adam as weight_decay 2e-6 (the same gradient).
@@ -43,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dqrec.baselines.sequential import SequentialRecommender
+from dqrec.baselines.sasrec import SASRec
 from dqrec.baselines.transition_graph import (
     adjacency,
     consistency_scores,
@@ -51,7 +53,6 @@ from dqrec.baselines.transition_graph import (
     normalized_adjacency,
     transition_graph,
 )
-from dqrec.sampling import NegativeSampler
 
 
 class GraphItemEmbedding(nn.Module):
@@ -121,19 +122,20 @@ class MAERecNet(nn.Module):
         return self.encoder(seq)
 
 
-class MAERec(SequentialRecommender):
-    """MAERec (see the module docstring)."""
+class MAERec(SASRec):
+    """MAERec (see the module docstring): SASRec's training batches and negatives, its own net and loss."""
 
     causal, norm_first, activation = True, False, "gelu"
+    train_schemes = ("sequences", "prefixes")
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 4, dropout: float = 0.3,
                  distance: int = 3, n_gcn_layers: int = 2, mask_depth: int = 3, path_prob: float = 0.5,
                  n_seeds: int = 50, mask_steps: int = 10, n_reconstruction_negatives: int = 40,
                  reconstruction_batch: int = 2048, reward_eps: float = 0.2, reg: float = 1e-6, epochs: int = 200,
                  lr: float = 1e-3, batch_size: int = 1024, patience: int = 5, seed: int = 0, device: str = "auto",
-                 progress: bool = True):
+                 progress: bool = True, train_on: str = "sequences"):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, 2 * reg, patience, seed,
-                         device, progress)
+                         device, progress, train_on)
         positive = {"distance": distance, "n_gcn_layers": n_gcn_layers, "mask_depth": mask_depth, "n_seeds": n_seeds,
                     "mask_steps": mask_steps, "reconstruction_batch": reconstruction_batch}
         for name, value in positive.items():
@@ -150,10 +152,7 @@ class MAERec(SequentialRecommender):
 
     # ------------------------------------------------------------------ setup and training
     def setup(self, split) -> None:
-        train = split.train
-        self.users_ = split.samples.user.to_numpy(np.int64)
-        self.sampler_ = NegativeSampler(train.user.to_numpy(), train.item.to_numpy(), split.n_items)
-        self.edges_ = transition_graph(train, split.n_items, self.distance)
+        self.edges_ = transition_graph(split.train, split.n_items, self.distance)
         self.adj_ = adjacency(self.edges_, split.n_items)
         self.edge_keys_ = np.sort(self.edges_[:, 0] * split.n_items + self.edges_[:, 1])
         self.full_adj_ = normalized_adjacency(self.edges_, split.n_items)
@@ -206,16 +205,11 @@ class MAERec(SequentialRecommender):
         mean_decrease = (losses[0] - losses[-2]) / (len(losses) - 2)
         return 1.0 if losses[-2] - losses[-1] > mean_decrease else self.reward_eps
 
-    def train_batch(self, rows, rng):
-        batch = super().train_batch(rows, rng)
-        batch["negative"] = torch.from_numpy(self.sampler_.sample(self.users_[rows], rng)).to(self.device_)
-        return batch
-
     def train_loss(self, batch: dict) -> torch.Tensor:
         scores = self.remask() if self.steps_ % self.mask_steps == 0 else None
         self.steps_ += 1
         layers = self.net_.item_embedding.propagate(self.masked_adj_)
-        rep = self.encode(batch["seq"])
+        rep = self.represent(batch)
         emb = self.net_.item_embedding
         pos, neg = (rep * emb(batch["target"])).sum(-1), (rep * emb(batch["negative"])).sum(-1)
         main = -(F.logsigmoid(pos) + F.logsigmoid(-neg)).mean()
