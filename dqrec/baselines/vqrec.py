@@ -26,6 +26,13 @@ learns a code-to-embedding permutation (Sec. 3.3.2, Sinkhorn over the first ``re
 then the encoder frozen); that stage transfers *pre-trained* code embeddings to a new domain, which is
 meaningless for randomly initialised ones, so we train codes and encoder jointly from the start.
 
+Training sequences (``train_on``), a deviation: the authors' RecBole-based code feeds one prefix per
+training target (``"prefixes"``, kept as an option). The default here is SASRec's windows of each user's
+timeline (``"sequences"``, :func:`~dqrec.baselines.sequential.training_windows`, the same loss at every
+train target of a window), about max_len times cheaper per epoch (``results/bench/sequential_epoch.json``),
+which is what lets the book's CPU runs finish. The Table 1 chapter compares the two schemes where both
+ran.
+
 Hyper-parameters (source): dim 64, Adam lr 1e-3, batch 1024 (the DQRec paper, for every baseline;
 VQRec's code uses hidden 300); D = 32, M = 256, 2 blocks, 2 heads, dropout 0.5 (hidden and
 attention), tau 0.07, GELU, feed-forward 4 x 64 = 256 (= the authors' inner size) (VQRec's
@@ -71,14 +78,15 @@ class VQRec(SequentialRecommender):
     """VQRec trained from scratch on the target data (see the module docstring)."""
 
     causal, norm_first, activation = True, False, "gelu"
+    train_schemes = ("sequences", "prefixes")
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  text_encoder: str = TFIDF_SVD, text_dim: int = 256, n_code_groups: int = 32,
                  n_codewords: int = 256, temperature: float = 0.07, epochs: int = 200, lr: float = 1e-3,
                  batch_size: int = 1024, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
-                 device: str = "auto", progress: bool = True):
+                 device: str = "auto", progress: bool = True, train_on: str = "sequences"):
         super().__init__(dim, max_len, n_blocks, n_heads, dropout, epochs, lr, batch_size, weight_decay, patience,
-                         seed, device, progress)
+                         seed, device, progress, train_on)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if int(n_code_groups) != n_code_groups or n_code_groups < 1:
