@@ -46,7 +46,8 @@ PROFILES: dict[str, dict] = {
                   sensitivity_dataset="ml-1m", sensitivity_seeds=[0, 1, 2], sensitivity_grid=SENSITIVITY_GRID,
                   forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
                   forensics_eval_seeds={"ml-100k": [0, 1, 2], "ml-1m": [0]},
-                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False),
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False,
+                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=["SASRec", "VQRec"]),
     "quick": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-100k": [0]}, ablation_splits=["temporal"],
@@ -54,14 +55,16 @@ PROFILES: dict[str, dict] = {
                   sensitivity_dataset="ml-100k",
                   sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
                   forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
-                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=True),
+                  forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=True,
+                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[]),
     "test": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                  seeds=[0], epochs=2, patience=1, seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
                  ablation_splits=["temporal"], loss_runs={"ml-100k": {"temporal": [0]}},
                  sensitivity_dataset="ml-100k", sensitivity_seeds=[0],
                  sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
                  forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
-                 forensics_models=["MostPopular"], forensics_compute=True),
+                 forensics_models=["MostPopular"], forensics_compute=True,
+                 scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[]),
 }
 
 
@@ -297,7 +300,7 @@ TUNING_GRIDS = {"EASE": {"l2": [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]},
 
 # Profile parameters that are constructor arguments of the models (a model takes those it accepts).
 MODEL_PARAMS = ("epochs", "patience", "representation_epochs", "n_layers", "codebook_size", "beta", "k", "k_latent", "precision",
-                "loss", "progress", "device")
+                "loss", "progress", "device", "train_on")
 
 
 # DQRec's own hyper-parameters among MODEL_PARAMS (the paper's L, J, beta, K, K' and DQ-VAE's epochs): only
@@ -649,6 +652,39 @@ def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("R
     out = pd.concat({"before": means(before), "after": means(after)}, axis=1).dropna()
     out["change_%"] = 100 * (out["after"] / out["before"] - 1)
     return out.reset_index()
+
+
+def scheme_comparison(results: pd.DataFrame) -> pd.DataFrame:
+    """The training schemes of the sequential models side by side (results of :func:`dqrec.sweep.schemes`,
+    labelled ``scheme``): one row per (dataset, split, model, scheme), Recall@10 and NDCG@10 under both
+    protocols (means over seeds), seeds, epochs run and fit minutes (means)."""
+    keys = ["dataset", "split", "model", "scheme"]
+    r = results[results.k == 10]
+    scores = r.assign(col=r.metric + "@10 " + r.protocol).pivot_table(index=keys, columns="col", values="value",
+                                                                       aggfunc="mean")
+    runs = results.drop_duplicates([*keys, "seed"]).groupby(keys)
+    cost = pd.DataFrame({"seeds": runs.seed.size(), "epochs": runs.epochs_run.mean(),
+                         "fit_minutes": runs.fit_seconds.mean() / 60})
+    cols = [c for c in ("Recall@10 full", "NDCG@10 full", "Recall@10 in_batch", "NDCG@10 in_batch") if c in scores]
+    return scores[cols].join(cost).reset_index()
+
+
+def scheme_findings(table: pd.DataFrame, scheme: str = "sequences", other: str = "prefixes") -> str:
+    """Markdown bullets from :func:`scheme_comparison`: per (dataset, split, model) with both schemes, the
+    full-ranking Recall@10 of each, their ratio, and how much less ``scheme`` took to train."""
+    lines = []
+    for (d, s, m), g in table.groupby(["dataset", "split", "model"], sort=False):
+        g = g.set_index("scheme")
+        if not {scheme, other} <= set(g.index):
+            lines.append(f"- {m} on {d} ({s}): only {', '.join(g.index)} ran.")
+            continue
+        a, b = g.loc[scheme], g.loc[other]
+        lines.append(f"- {m} on {d} ({s}): full-ranking Recall@10 {a['Recall@10 full']:.4f} trained on {scheme}, "
+                     f"{b['Recall@10 full']:.4f} on {other} (x{a['Recall@10 full'] / b['Recall@10 full']:.2f}), "
+                     f"in {a.fit_minutes:.1f} against {b.fit_minutes:.1f} minutes of training "
+                     f"({b.fit_minutes / a.fit_minutes:.0f}x less; {a.epochs:.0f} and {b.epochs:.0f} epochs, "
+                     f"{a.seeds:.0f} seed(s)).")
+    return "\n".join(lines)
 
 
 def compare_models(summary: pd.DataFrame, models, metrics=(("Recall", 10), ("NDCG", 10))) -> pd.DataFrame:

@@ -123,7 +123,17 @@ def fig3(params: dict, datasets=None, splits=None, models=None, seeds=None, grid
                    labels=[dict(parameter=n, value_of_parameter=v) for n, v in points])
 
 
-TABLES = {"table1": table1, "loss": loss, "table3": table3, "fig3": fig3}
+def schemes(params: dict, datasets=None, splits=None, models=None, seeds=None) -> list[Run]:
+    """The sequential models' two training schemes (``train_on``: windows of each user's timeline,
+    "sequences", and one prefix per target, "prefixes") for the profile's ``scheme_models`` on its
+    ``scheme_runs``; rows labelled ``scheme``."""
+    variations = [{"train_on": t} for t in ("sequences", "prefixes")]
+    return [r for d, s, cell_seeds in _cells(params["scheme_runs"], datasets, splits, seeds, params["seeds"])
+            for r in product(params, [d], [s], models or params["scheme_models"], cell_seeds, variations=variations,
+                             labels=[{"scheme": v["train_on"]} for v in variations])]
+
+
+TABLES = {"table1": table1, "loss": loss, "table3": table3, "fig3": fig3, "schemes": schemes}
 
 
 # --------------------------------------------------------------------------------------------

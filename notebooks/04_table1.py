@@ -56,7 +56,8 @@ from IPython.display import HTML, Markdown
 from dqrec import data, plots, report, sweep
 from dqrec.evaluate import equivalent_full_k
 from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, paper_table,
-                              model_settings, profile_params, results_dir, pair_findings, summarise, table1_findings,
+                              model_settings, profile_params, results_dir, pair_findings, scheme_comparison, scheme_findings,
+                              summarise, table1_findings,
                               run_machines, training_summary, write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
@@ -114,6 +115,30 @@ print("grids:", TUNING_GRIDS)
 
 # %%
 HTML(report.plain(model_settings(models, params), "Settings of each model"))
+
+# %% [markdown]
+# ### How the sequential models see their training data: windows or prefixes
+#
+# SASRec's paper trains on each user's sequence with the loss at every position, and so do BERT4Rec's
+# cloze (every masked position of a sequence), CL4SRec (its Eq. 2 sums over every step) and MAERec's
+# code (`target_pos = items[1:]`): here, windows of `max_len` consecutive rows of each user's timeline,
+# a target read at the latest position strictly before it (`train_on="sequences"`). RecBole, and the
+# codes of DuoRec, ICLRec and VQRec, present one prefix per target instead (`"prefixes"`): the same
+# (history, next item) pairs, at about `max_len` times the cost per epoch. DuoRec and ICLRec train on
+# prefixes here, as their designs need (a same-target partner sequence, intents of per-target
+# histories); VQRec trains on windows, a deviation made for this CPU's sake. Where both schemes ran
+# (the profile's `scheme_runs`), both are below.
+
+# %%
+scheme_runs = sweep.execute(sweep.schemes(params), params, results_dir(profile) / "runs", workers=workers,
+                            missing=missing, progress=False)
+if len(scheme_runs.results):
+    write_table(scheme_runs.results, "training_schemes", params, missing_runs=[str(r) for r in scheme_runs.missing])
+    schemes = scheme_comparison(scheme_runs.results)
+    display(HTML(report.plain(schemes.round(4), "Each training scheme (means over seeds; fit minutes as measured)")))
+    display(Markdown(scheme_findings(schemes)))
+else:
+    print(f"this profile compares no training schemes (scheme_models={params['scheme_models']})")
 
 # %% [markdown]
 # ### Provenance of these runs

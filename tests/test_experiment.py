@@ -185,3 +185,22 @@ def test_run_record_keeps_the_epoch_log(name):
     rows, _, record = experiment.compute_run(split, name, 0, dict(epochs=2, patience=2, seq_len=8, progress=False))
     assert isinstance(record["history"], list) and len(record["history"]) == rows.epochs_run.iloc[0] == 2
     assert {"epoch", "loss", "valid"} <= set(record["history"][0])
+
+
+def test_scheme_comparison_and_findings():
+    rows = []
+    for scheme, value, seconds, epochs in (("sequences", 0.15, 60.0, 20), ("prefixes", 0.20, 1200.0, 10)):
+        for seed in (0, 1):
+            for protocol in ("full", "in_batch"):
+                for metric in ("Recall", "NDCG"):
+                    rows.append(dict(dataset="d", split="temporal", protocol=protocol, model="SASRec", metric=metric,
+                                     k=10, seed=seed, value=value + 0.01 * seed, fit_seconds=seconds,
+                                     epochs_run=epochs, scheme=scheme))
+    rows.append(dict(rows[0], model="VQRec"))
+    table = experiment.scheme_comparison(pd.DataFrame(rows))
+    sas = table[table.model == "SASRec"].set_index("scheme")
+    assert sas.loc["sequences", "Recall@10 full"] == pytest.approx(0.155)
+    assert sas.loc["prefixes", "fit_minutes"] == pytest.approx(20.0) and sas.loc["prefixes", "seeds"] == 2
+    text = experiment.scheme_findings(table)
+    assert "0.1550 trained on sequences, 0.2050 on prefixes (x0.76)" in text and "(20x less" in text
+    assert "VQRec on d (temporal): only sequences ran." in text

@@ -194,3 +194,19 @@ def test_missing_summary_lists_each_models_absent_cells_and_seeds():
         sweep.Run("ml-100k", "random", "NCF", 1), sweep.Run("ml-100k", "temporal", "DQRec", 0, (("k", 5),))]
     assert sweep.missing_summary(runs).splitlines() == [
         "  NCF: ml-1m temporal seeds 0, 2; ml-100k random seed 1", "  DQRec: ml-100k temporal k=5 seed 0"]
+
+
+def test_scheme_runs_reach_the_model_and_share_table1s_cache():
+    """The scheme comparison's "sequences" runs are Table 1's runs (one cache entry), its "prefixes" runs
+    really train on prefixes (the override reaches the model's constructor, and so its run key)."""
+    p = experiment.profile_params("paper")
+    runs = sweep.schemes(p)
+    assert {(r.model, dict(r.labels)["scheme"]) for r in runs} == {
+        (m, s) for m in p["scheme_models"] for s in ("sequences", "prefixes")}
+    split = planted_split()
+    for r in runs:
+        spec = experiment.run_spec(split, r.model, r.seed, r.params(p))
+        assert spec["params"]["train_on"] == dict(r.overrides)["train_on"]
+        same_as_table1 = experiment.run_key(split, r.model, r.seed, r.params(p)) == experiment.run_key(split, r.model, r.seed, p)
+        assert same_as_table1 == (dict(r.labels)["scheme"] == "sequences")
+    assert sweep.schemes(experiment.profile_params("test")) == []  # no sequential model in the small profiles
