@@ -60,7 +60,7 @@ import seaborn as sns
 
 from IPython.display import HTML, Markdown
 
-from dqrec import augment, data
+from dqrec import augment, data, leaks
 from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import claims_augmentation, to_markdown
 from dqrec.report import plain
@@ -200,14 +200,9 @@ ax.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8, title="neighbours
 # before the validation period; validation and test samples therefore only link to their past.
 
 # %%
-first_valid = split.valid.timestamp.min()
-for side, a in aug.items():
-    held = a.store[a.store >= 0]
-    nbrs = a.neighbours[a.neighbours >= 0]
-    assert (split.samples.timestamp.to_numpy()[held] < first_valid).all()
-    assert np.isin(nbrs, np.flatnonzero(a.store >= 0)).all()
-    assert not (a.neighbours == split.samples[side].to_numpy()[:, None]).any()
-print("store strictly before the validation period; neighbours only from the store; no self-links")
+leaks = pd.DataFrame({side: leaks.augmentation(split, a) for side, a in aug.items()}).T
+assert leaks.all(axis=None), leaks
+HTML(plain(leaks, "Leak checks (True: holds for every sample)", index="side"))
 
 # %% [markdown]
 # ## A few real users and their neighbours

@@ -1,9 +1,11 @@
 """Augmentation (Eqs. 14-19), the DQRec / DualTower model and the representation model."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from dqrec import augment, data
+from dqrec import augment, data, leaks
 from dqrec.sampling import NegativeSampler
 from dqrec.model import DQRec, DualTower, ItemStateLookup
 from dqrec.representation import RepresentationModel
@@ -72,9 +74,19 @@ def test_augment_side_shapes_no_self_no_future():
     n = len(split.samples)
     assert aug.codes.shape == (n, 2) and aug.explicit.shape == (n, 5) and aug.latent.shape == (n, 4)
     users = split.samples.user.to_numpy()
-    assert not (aug.neighbours == users[:, None]).any()
-    in_store = np.flatnonzero(aug.store >= 0)
-    assert np.isin(aug.neighbours[aug.neighbours >= 0], in_store).all()
+    checks = leaks.augmentation(split, aug)
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 4
+    # each check catches its leak: a stored test state, a neighbour outside the store, a self-link
+    test_row = int(np.flatnonzero(split.samples.part == "test")[0])
+    leaky = dataclasses.replace(aug, store=np.where(np.arange(len(aug.store)) == users[test_row], test_row, aug.store))
+    assert not leaks.augmentation(split, leaky)["store holds training samples only"]
+    assert not leaks.augmentation(split, leaky)["store before validation"]
+    dropped = aug.store.copy()
+    dropped[aug.neighbours[aug.neighbours >= 0][0]] = -1  # a neighbour's entity no longer in the store
+    assert not leaks.augmentation(split, dataclasses.replace(aug, store=dropped))["neighbours from the store"]
+    selfish = aug.neighbours.copy()
+    selfish[1, 0] = users[1]
+    assert not leaks.augmentation(split, dataclasses.replace(aug, neighbours=selfish))["no self-links"]
     # Explicit neighbours are the nearest by quantised representation: planted groups mostly agree.
     group = users % 2
     nb = aug.explicit
