@@ -13,6 +13,13 @@ steps exactly as the Trainer runs them (batch, loss, backward, Adam step) on ran
 seconds of each epoch's data, forward, backward and optimizer steps from the Trainer's history (median
 over the epochs; validation excluded). ``NAME:SCHEME`` sets ``train_on`` (SASRec: ``sequences``, the
 default, or ``prefixes``); the entry is keyed ``dataset/NAME:SCHEME``.
+
+    python scripts/bench_sequential.py --datasets ml-100k ml-1m --from-runs
+
+``--from-runs`` trains nothing: it reads the epochs of each model's paper-profile Table 1 run (temporal
+split, seed 0) from the run cache, the seconds the Trainer recorded for every epoch of that converged run
+(median over its epochs; validation apart), and names the run it read. A model without that run is
+skipped.
 """
 from __future__ import annotations
 
@@ -29,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dqrec import data  # noqa: E402
-from dqrec.experiment import git_sha, machine  # noqa: E402
+from dqrec.experiment import git_sha, machine, profile_params, results_dir, run_key  # noqa: E402
 from dqrec.registry import make_model  # noqa: E402
 
-MODELS = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
+MODELS = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec", "MAERec", "VQRec")
 
 
 def seconds_per_epoch(name: str, split, steps: int, seed: int = 0) -> dict:
@@ -78,20 +85,44 @@ def fit_epoch_seconds(spec: str, split, epochs: int, seed: int = 0) -> dict:
                 batch_size_used=int(model.trainer_.batch_size), params=model.get_params())
 
 
+def run_epoch_seconds(name: str, split, seed: int = 0) -> dict | None:
+    """Seconds per epoch of the paper profile's cached Table 1 run of ``name`` on ``split`` (None if absent)."""
+    params = profile_params("paper")
+    key = run_key(split, name, seed, params)
+    path = results_dir("paper") / "runs" / f"{key}.json"
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    hist = run["history"]
+    train = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+    return dict(model=name, dataset=split.name, split=split.kind, epochs=len(hist), run=key,
+                seconds_per_epoch=float(np.median(train)),
+                validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
+                params=run["params"], run_machine=run.get("machine"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ml-1m"])
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--fit-epochs", type=int, default=0, help="measure N epochs of fit instead of timed steps")
+    ap.add_argument("--from-runs", action="store_true", help="read the epochs of the cached Table 1 runs instead")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "sequential_epoch.json"))
     args = ap.parse_args()
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
     for dataset in args.datasets:
-        split = data.prepare(data.load(dataset), "temporal")
+        split = data.prepare(data.load(dataset), "temporal", seq_len=profile_params("paper")["seq_len"])
         for name in args.models:
-            if args.fit_epochs:
+            if args.from_runs:
+                row = run_epoch_seconds(name, split)
+                if row is None:
+                    print(f"{dataset} {name}: no paper-profile Table 1 run (temporal, seed 0) in the cache", flush=True)
+                    continue
+                note = ("measured: the Table 1 run's own epochs (median over them, validation apart); two runs shared "
+                        "the machine's 2 CPUs, one torch thread each")
+            elif args.fit_epochs:
                 row = fit_epoch_seconds(name, split, args.fit_epochs)
                 note = "measured: median over the epochs of fit (validation excluded); shared CPU, other jobs running"
             else:
