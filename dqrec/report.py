@@ -205,8 +205,8 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
     """Our baselines beside RecBole 1.2.1's on our exact split, full-ranking Recall@10 / NDCG@10: the
     graph and CF models from ``recbole_comparison.csv`` (scripts/recbole_compare.py; means over seeds, all
     test samples and the test users with a training history), the sequential ones from
-    ``bench/recbole_sequential.json`` (scripts/recbole_sequential.py; the test samples with a history).
-    Empty where neither file exists."""
+    ``bench/recbole_sequential.json`` (scripts/recbole_sequential.py; the test samples with a history; "trained
+    on": ours' ``train_on`` / RecBole's). Empty where neither file exists."""
     rows = []
     graph_csv = Path(results_dir) / "recbole_comparison.csv"
     if graph_csv.exists():
@@ -226,7 +226,9 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
     if path.exists():
         for v in json.loads(path.read_text()).values():
             o, r = v["ours"]["test_with_history"], v["recbole"]["test_with_history"]
+            scheme = f"{v['ours'].get('train_on', 'prefixes')} / prefixes"  # RecBole feeds one prefix per target
             rows.append(dict(model=v["model"], samples=f"with history ({o['n_samples']:,})", seeds="1 / 1",
+                             **{"trained on": scheme},
                              **{"Recall@10 ours": o["Recall@10"], "Recall@10 RecBole": r["Recall@10"],
                                 "NDCG@10 ours": o["NDCG@10"], "NDCG@10 RecBole": r["NDCG@10"],
                                 "epochs": f"{v['ours']['epochs_run']} / {v['recbole']['epochs_run']}"

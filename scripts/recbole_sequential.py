@@ -14,7 +14,10 @@ history; ours is also reported on all of them. Hyper-parameters are matched wher
 listed in ``differences`` of the output. Writes results/bench/recbole_sequential.json.
 
 ``--cached`` does not train ours again: it reads the paper profile's Table 1 run of the model from the run
-cache (its per-sample ranks; the run's key, epochs and seconds are recorded) and trains RecBole only.
+cache (its per-sample ranks; the run's key, epochs and seconds are recorded) and trains RecBole only;
+with ``--keep-recbole-rows`` it trains nothing: RecBole's part of each entry already in ``--out`` is kept and
+ours re-read from the cache (after our model's code or training scheme changed). Each entry records the
+scheme ours trained on (``train_on``; RecBole always feeds one prefix per target).
 """
 from __future__ import annotations
 
@@ -53,10 +56,10 @@ RECBOLE_CONFIG = {  # RecBole's names for our models' hyper-parameters
 DIFFERENCES = {
     "SASRec": "ours: pre-LN blocks as SASRec's Eq. 5 plus a final LayerNorm, binary cross-entropy with one sampled "
               "negative (Eq. 7); RecBole: post-LN blocks with a LayerNorm on the input, BPR with one uniform "
-              "negative (RecBole has no BCE option for SASRec).",
-    "BERT4Rec": "ours: each training window is the sample's history plus its own item, masked with rho = 0.2, "
-                "targets train samples only; RecBole: its mask_itemseq transform (rho = 0.2, plus fine-tuning "
-                "samples that mask only the last item with ft_ratio 0.5).",
+              "negative (RecBole has no BCE option for SASRec), one prefix per target.",
+    "BERT4Rec": "ours: training windows masked with rho = 0.2, targets train samples only; RecBole: one prefix per "
+                "target through its mask_itemseq transform (rho = 0.2, plus fine-tuning samples that mask only "
+                "the last item with ft_ratio 0.5).",
 }
 
 
@@ -119,6 +122,7 @@ def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h)
     return dict(test_with_history=metrics_from_ranks(full, at), test_all=metrics_from_ranks(full, np.arange(len(full))),
                 epochs_run=int(row.epochs_run), best_epoch=int(row.best_epoch), fit_seconds=float(row.fit_seconds),
                 seconds_per_epoch=float(row.fit_seconds) / max(int(row.epochs_run), 1), run=key,
+                train_on=json.loads((cache / f"{key}.json").read_text())["params"].get("train_on", "prefixes"),
                 note="the paper profile's cached Table 1 run (seconds per epoch include validation)")
 
 
@@ -131,8 +135,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cached", action="store_true",
                     help="read ours from the paper profile's run cache instead of training it again")
+    ap.add_argument("--keep-recbole-rows", action="store_true",
+                    help="with --cached: train nothing, keep RecBole's part of each entry in --out, re-read ours")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
     args = ap.parse_args()
+    if args.keep_recbole_rows and not args.cached:
+        ap.error("--keep-recbole-rows needs --cached (ours from the run cache)")
     split = data.prepare(data.load(args.dataset), args.split)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -142,9 +150,18 @@ def main():
         test = split.test
         test_h = test.loc[test.index.intersection(with_history)]
         for model_name in args.models:
+            entry = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
             if args.cached:
                 ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h)
                 ours_epoch = [ours_part["seconds_per_epoch"]]
+                if args.keep_recbole_rows:
+                    if entry not in report:
+                        raise SystemExit(f"--keep-recbole-rows: no entry {entry} in {out} to keep RecBole's part of")
+                    report[entry].update(ours=ours_part, differences=DIFFERENCES[model_name], git_sha=git_sha(),
+                                         command=" ".join(sys.argv), speed_ratio_recbole_over_ours=None)
+                    out.write_text(json.dumps(report, indent=1))
+                    print(json.dumps(report[entry]["ours"], indent=1), flush=True)
+                    continue
             else:
                 t0 = time.time()
                 ours = make_model(model_name, max_len=MAX_LEN, epochs=args.epochs, seed=args.seed, progress=False)
@@ -165,7 +182,7 @@ def main():
             recbole_seconds = time.time() - t0
             rb = np.load(npz)
             table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
-            report[f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"] = dict(
+            report[entry] = dict(
                 dataset=args.dataset, split=args.split, model=model_name, seed=args.seed, max_epochs=args.epochs,
                 ours=ours_part,
                 recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
@@ -179,7 +196,7 @@ def main():
                 git_sha=git_sha(), machine=machine(), command=" ".join(sys.argv))
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=1))
-            print(json.dumps(report[f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"], indent=1), flush=True)
+            print(json.dumps(report[entry], indent=1), flush=True)
 
 
 if __name__ == "__main__":

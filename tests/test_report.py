@@ -224,7 +224,7 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
         "epochs_run": 10}) for side, r in (("dqrec", 0.02), ("RecBole 1.2.1", 0.04)) for s in (0, 1)]
     pd.DataFrame(rows).to_csv(tmp_path / "recbole_comparison.csv", index=False)
     (tmp_path / "bench").mkdir()
-    seq = dict(model="SASRec", max_epochs=200, ours=dict(epochs_run=22, test_with_history={
+    seq = dict(model="SASRec", max_epochs=200, ours=dict(epochs_run=22, train_on="sequences", test_with_history={
         "Recall@10": 0.18, "NDCG@10": 0.09, "n_samples": 5376}), recbole=dict(epochs_run=17, test_with_history={
             "Recall@10": 0.15, "NDCG@10": 0.08, "n_samples": 5376}))
     (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({"ml-100k/temporal/SASRec/s0": seq}))
@@ -232,3 +232,4 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     assert list(t.model) == ["LightGCN", "LightGCN", "SASRec"] and t.attrs["cold_user_share"] == 0.85
     assert t["ratio"].round(3).tolist() == [0.5, 0.5, 1.2]  # ours / RecBole, never the other way
     assert t.loc[0, "seeds"] == "2 / 2" and t.loc[2, "epochs"] == "22 / 17"
+    assert t.loc[2, "trained on"] == "sequences / prefixes"
