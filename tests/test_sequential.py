@@ -306,7 +306,7 @@ def test_learns_from_prefixes_too(planted, name):
     assert recall10(fit(name, planted, train_on="prefixes"), planted) > popular + 0.3
 
 
-@pytest.mark.parametrize("name", ["SASRec", "ICLRec"])
+@pytest.mark.parametrize("name", ["SASRec", "BERT4Rec", "CL4SRec", "ICLRec"])
 def test_same_seed_same_scores(planted, fitted, name):
     again = fit(name, planted)
     test = planted.test.iloc[:50]
