@@ -119,6 +119,7 @@ TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
 # cells on one line; a header wraps at its spaces, so long column names do not widen a table past the page
 TABLE_CSS = [{"selector": "td", "props": TABLE_CELL_CSS},
              {"selector": "th", "props": TABLE_CELL_CSS.replace("nowrap", "normal") + " vertical-align: bottom;"}]
+WRAP_CSS = "white-space: normal; min-width: 20em;"
 MAX_COLUMNS = 6  # model columns per table: what fits the book's text column at 1280 px
 
 
@@ -128,10 +129,11 @@ def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
     return [columns[i:i + size] for i in range(0, len(columns), size)] or [[]]
 
 
-def plain(df: pd.DataFrame, caption: str = "", index: str | None = None) -> str:
+def plain(df: pd.DataFrame, caption: str = "", index: str | None = None, wrap=()) -> str:
     """HTML of a results frame for the book: no row numbers (``index``: keep the index as a first column
     of that name), words for column names, integers with thousands separators (also integral floats,
-    e.g. from a transpose), other floats to 4 significant digits, cells on one line, a caption above."""
+    e.g. from a transpose), other floats to 4 significant digits, cells on one line but those of the
+    columns ``wrap`` (long text, e.g. a parameter list, wraps at its spaces), a caption above."""
     if index is not None:
         df = df.reset_index(names=index)
     df = df.rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
@@ -140,9 +142,12 @@ def plain(df: pd.DataFrame, caption: str = "", index: str | None = None) -> str:
              and df[c].dropna().abs().max() >= 10]
     ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and c not in ("user", "item", "seed", "layer")]
     formats = {**{c: "{:.4g}" for c in floats if c not in whole}, **{c: "{:,.0f}" for c in whole + ints}}
-    table = (df.style.hide(axis="index").format(formats, na_rep="")
-             .set_table_attributes('class="dqrec-table"')
-             .set_table_styles(TABLE_CSS).to_html())
+    style = (df.style.hide(axis="index").format(formats, na_rep="").set_table_attributes('class="dqrec-table"')
+             .set_table_styles(TABLE_CSS))
+    if wrap:  # "#table td.colN" outranks the table's "#table td"
+        style = style.set_table_styles({c.replace("_", " "): [{"selector": "td", "props": WRAP_CSS}] for c in wrap},
+                                       overwrite=False)
+    table = style.to_html()
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 

@@ -114,7 +114,7 @@ print("grids:", TUNING_GRIDS)
 # `n_layers` is its own depth (propagation layers of LightGCN, NGCF and HCCF, MLP layers of NCF).
 
 # %%
-HTML(report.plain(model_settings(models, params), "Settings of each model"))
+HTML(report.plain(model_settings(models, params), "Settings of each model", wrap=["settings"]))
 
 # %% [markdown]
 # ### How the sequential models see their training data: windows or prefixes

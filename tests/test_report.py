@@ -233,3 +233,12 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     assert t["ratio"].round(3).tolist() == [0.5, 0.5, 1.2]  # ours / RecBole, never the other way
     assert t.loc[0, "seeds"] == "2 / 2" and t.loc[2, "epochs"] == "22 / 17"
     assert t.loc[2, "trained on"] == "sequences / prefixes"
+
+
+def test_plain_wraps_only_the_columns_asked_for():
+    import re
+
+    frame = pd.DataFrame({"model": ["SASRec"], "long_text": ["dim=64, max_len=50, n_blocks=2, n_heads=1"]})
+    wrapped = re.findall(r"#T_\w+ td\.(col\d+) \{\s*white-space: normal", report.plain(frame, wrap=["long_text"]))
+    assert wrapped == ["col1"]  # the long text column only, by a rule that outranks the table's "td"
+    assert not re.findall(r"td\.col\d+", report.plain(frame))
