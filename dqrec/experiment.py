@@ -403,22 +403,59 @@ def run_code_files(model: str) -> list[Path]:
     return sorted(seen)
 
 
-@functools.lru_cache(maxsize=None)
-def code_version(model: str) -> str:
-    """sha256 (12 hex) of :func:`run_code_files`, the evaluator's version and the registry's Recommender and
-    fit_tuned, read once per process."""
+def code_text(source: str) -> str:
+    """Python ``source`` as far as it can change a result: docstrings and comments blanked out, trailing
+    spaces and blank lines dropped (so that editing what the code says of itself never stales a run)."""
+    import ast
+    import io
+    import tokenize
+
+    lines = source.splitlines()
+
+    def column(line: int, byte: int) -> int:  # ast counts columns in UTF-8 bytes, tokenize in characters
+        return len(lines[line - 1].encode()[:byte].decode())
+
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                spans.append(((first.lineno, column(first.lineno, first.col_offset)),
+                              (first.end_lineno, column(first.end_lineno, first.end_col_offset))))
+    spans += [(t.start, t.end) for t in tokenize.generate_tokens(io.StringIO(source).readline)
+              if t.type == tokenize.COMMENT]
+    starts = np.cumsum([0] + [len(line) + 1 for line in lines])  # offset of each line in "\n".join(lines)
+    chars = list("\n".join(lines))
+    for (l0, c0), (l1, c1) in spans:  # ast and tokenize count lines from 1 and columns in characters
+        for i in range(starts[l0 - 1] + c0, starts[l1 - 1] + c1):
+            if chars[i] != "\n":
+                chars[i] = " "
+    return "\n".join(line.rstrip() for line in "".join(chars).splitlines() if line.strip())
+
+
+def code_digest(model: str, read=lambda path: path.read_text()) -> str:
+    """sha256 (12 hex) of :func:`code_text` of each of :func:`run_code_files` (``read(path)``: its source),
+    the evaluator's version and the registry's Recommender and fit_tuned."""
     import hashlib
     import inspect
 
     from . import registry
     from .evaluate import EVALUATOR_VERSION
 
-    digest = hashlib.sha256(f"evaluator-v{EVALUATOR_VERSION}".encode())
+    digest = hashlib.sha256(f"evaluator-v{EVALUATOR_VERSION};code-text".encode())
     for f in run_code_files(model):
-        digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+        digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + code_text(read(f)).encode())
     for obj in (registry.Recommender, registry.fit_tuned):
-        digest.update(inspect.getsource(obj).encode())
+        digest.update(code_text(inspect.getsource(obj)).encode())
     return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(model: str) -> str:
+    """The version of the code model ``model``'s results depend on (:func:`code_digest`), read once per
+    process, so a long sweep keys every run with the code it started with."""
+    return code_digest(model)
 
 
 def split_fingerprint(split) -> str:

@@ -187,6 +187,18 @@ def test_run_code_is_the_models_own_import_closure():
     assert experiment.code_version("DQRec w/o Lat.") == experiment.code_version("DQRec")
 
 
+def test_code_text_ignores_what_code_says_of_itself_only():
+    """Docstrings and comments never stale a run; any change to what runs does, also right after a
+    docstring with non-ASCII characters (ast counts its columns in bytes)."""
+    src = ('def f(x):\n    """Eq. 22: σ(z_u·z_i) ≥ 0…"""\n    return x + 1  # the answer\n\n\n'
+           'class A:\n    "doc"\n    y = "# not a comment"  # but this is\n')
+    text = experiment.code_text(src)
+    assert text == 'def f(x):\n    return x + 1\nclass A:\n    y = "# not a comment"'
+    assert experiment.code_text(src.replace("≥ 0…", "is a probability").replace("the answer", "")) == text
+    assert experiment.code_text(src.replace("x + 1", "x - 1")) != text
+    assert experiment.code_text(src.replace('"""\n    return', '"""; y = 2\n    return')) != text
+
+
 def test_run_code_counts_the_evaluator_version(monkeypatch):
     from dqrec import evaluate
 

@@ -52,8 +52,9 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   - ``train_loss(batch) -> scalar tensor`` (default: the next-item softmax cross-entropy over all items,
     :meth:`next_item_loss`, which CL4SRec, DuoRec and ICLRec all train with, of the targets'
     representations :meth:`~SequentialRecommender.represent`);
-  - ``train_schemes``: the ``train_on`` values a model supports (models whose ``train_batch`` builds
-    per-prefix views, CL4SRec's augmentations say, support ``"prefixes"`` only);
+  - ``train_schemes``: the ``train_on`` values a model supports (a model whose training needs one
+    history per target, DuoRec's same-target partner or ICLRec's intents, supports ``"prefixes"`` only;
+    models that read a whole window, BERT4Rec and CL4SRec, cut it first, :mod:`dqrec.baselines.windows`);
   - ``start_epoch(epoch)``: called before the first batch of each epoch (ICLRec's E-step);
   - ``setup(split)``: fitted state built before training (call ``super().setup(split)``); a benchmark
     can call it and time ``train_batch`` / ``train_loss`` steps without training.
@@ -61,9 +62,10 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
   Constructor parameters (every subclass lists them in its own ``__init__`` for ``get_params``):
   ``dim=64, lr=1e-3, batch_size=1024`` (the paper's setting for every baseline), ``max_len=50``,
   ``n_blocks, n_heads, dropout`` (per model, from its paper), ``epochs=200, patience=5, weight_decay=0,
-  seed=0, device="auto", progress=True``, ``train_on="prefixes"`` (SASRec: ``"sequences"``). ``n_blocks`` is not called ``n_layers`` on purpose: the
-  profiles' ``n_layers`` is DQRec's codebook depth and :func:`dqrec.experiment.model_kwargs` passes
-  profile keys to every model that accepts them.
+  seed=0, device="auto", progress=True``, ``train_on="prefixes"`` (SASRec, BERT4Rec, CL4SRec, MAERec and
+  VQRec: ``"sequences"``). ``n_blocks`` is not called ``n_layers``: the profiles' ``n_layers`` is DQRec's
+  codebook depth (:func:`dqrec.experiment.model_kwargs` gives it to DQRec models only, and a second name
+  keeps the two apart for a reader).
 
 ``max_len=50``: SASRec's paper uses 200 on ML-1M and 50 on its sparser data sets. We keep 50 for every
 data set here: ML-100K's and ml-latest-small's users have a median of well under 50 positives, the
