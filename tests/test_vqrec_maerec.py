@@ -229,3 +229,26 @@ def test_registered_and_llmrec_has_a_reason_not_a_model():
     assert "language model" in NOT_RUN["LLMRec"]
     assert VQRec().text_encoder == "tfidf-svd" and "TF-IDF" in LABELS["VQRec"]  # the default is named where shown
 
+
+
+def test_consistency_scores_stay_finite_when_a_draw_rounds_to_one():
+    """A uniform draw just below 1 is 1.0 in float32; its Gumbel noise must stay finite (it made MAERec's
+    loss -inf on ML-100K), and draws below 1 must keep their value."""
+    import scipy.sparse as sp
+
+    from dqrec.baselines.transition_graph import consistency_scores
+
+    class Draws:
+        def __init__(self, value):
+            self.value = value
+
+        def random(self, n):
+            return np.full(n, self.value)
+
+    adj = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32))
+    emb = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(consistency_scores(adj, emb, 1, 0.5, Draws(1 - 1e-9))).all()
+    half = consistency_scores(adj, emb, 1, 0.5, Draws(0.5))
+    cos = torch.nn.functional.cosine_similarity(emb, torch.sparse.mm(torch.from_numpy(adj.toarray()).to_sparse(), emb)
+                                                / torch.from_numpy(adj.sum(1).A), dim=-1)
+    assert torch.allclose(half, cos - np.log(-np.log(0.5)), atol=1e-6)

@@ -79,7 +79,9 @@ def consistency_scores(adj: sp.csr_matrix, embeddings: torch.Tensor, depth: int,
         total, count = total + hop, count + hop_count
     neighbourhood = total / count.clamp_min(1e-8)
     cos = torch.nn.functional.cosine_similarity(embeddings, neighbourhood, dim=-1)
-    u = torch.from_numpy(rng.random(n).astype(np.float32)).clamp(1e-8, 1 - 1e-8)
+    # u below 1 in float32: 1 - 1e-8 rounds to 1.0 there, and a draw that rounded to 1 gave an infinite
+    # score (MAERec's loss became -inf); every draw below 1 keeps its value
+    u = torch.from_numpy(rng.random(n).astype(np.float32)).clamp(1e-8, float(np.nextafter(np.float32(1), 0)))
     return cos - torch.log(-torch.log(u))  # Gumbel(0, 1) noise
 
 
