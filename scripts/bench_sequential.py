@@ -69,6 +69,11 @@ def seconds_per_epoch(name: str, split, steps: int, seed: int = 0) -> dict:
                 params=model.get_params())
 
 
+def train_seconds(history: list[dict]) -> list[float]:
+    """Seconds of each epoch of a Trainer history spent training (data, forward, backward, optimizer)."""
+    return [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in history]
+
+
 def fit_epoch_seconds(spec: str, split, epochs: int, seed: int = 0) -> dict:
     """Seconds per epoch of ``fit`` (validation excluded), ``spec`` = NAME or NAME:train_on."""
     name, _, scheme = spec.partition(":")
@@ -78,7 +83,7 @@ def fit_epoch_seconds(spec: str, split, epochs: int, seed: int = 0) -> dict:
     model.fit(split)
     fit_seconds = time.perf_counter() - t0
     hist = model.trainer_.history_
-    train = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+    train = train_seconds(hist)
     return dict(model=spec, dataset=split.name, split=split.kind, epochs=len(hist),
                 seconds_per_epoch=float(np.median(train)), validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
                 fit_seconds=fit_seconds, train_samples=int(len(model.train_rows_)),
@@ -94,7 +99,7 @@ def run_epoch_seconds(name: str, split, seed: int = 0) -> dict | None:
         return None
     run = json.loads(path.read_text())
     hist = run["history"]
-    train = [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in hist]
+    train = train_seconds(hist)
     return dict(model=name, dataset=split.name, split=split.kind, epochs=len(hist), run=key,
                 seconds_per_epoch=float(np.median(train)),
                 validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
