@@ -242,3 +242,25 @@ def test_plain_wraps_only_the_columns_asked_for():
     wrapped = re.findall(r"#T_\w+ td\.(col\d+) \{\s*white-space: normal", report.plain(frame, wrap=["long_text"]))
     assert wrapped == ["col1"]  # the long text column only, by a rule that outranks the table's "td"
     assert not re.findall(r"td\.col\d+", report.plain(frame))
+
+
+def test_rank_claims_fall_back_to_the_data_sets_where_the_model_ran():
+    """NCF has no ML-1M run: its claim is tested on ML-100K, follows NCF's rank there, and says so."""
+    def rows(dataset, scores):
+        return [dict(dataset=dataset, split="random", protocol="in_batch", model=m, metric=label.split("@")[0],
+                     k=int(label.split("@")[1]), mean=v, std=0.0, count=1)
+                for m, v in scores.items() for label in report.METRICS]
+
+    def ncf_claim(ncf_score):
+        summary = pd.DataFrame(rows("ml-1m", {"DQRec": 0.3, "DualTower": 0.2, "EASE": 0.25})
+                               + rows("ml-100k", {"DQRec": 0.3, "DualTower": 0.2, "EASE": 0.25, "NCF": ncf_score}))
+        claims = report.claims_table1(summary, pd.DataFrame(), paper_table("table1_overall"), "ml-1m", ["random"],
+                                      {"Books": "not available here", "Netflix": "not available here"})
+        return [c for c in claims if c.claim.startswith("NCF")]
+
+    [low], [high] = ncf_claim(0.1), ncf_claim(0.5)
+    assert low.verdict == "reproduced" and "ml-100k" in low.ours and "no ml-1m run" in low.why
+    assert high.verdict == "not reproduced"
+    summary = pd.DataFrame(rows("ml-1m", {"DQRec": 0.3, "DualTower": 0.2}))
+    claims = report.claims_table1(summary, pd.DataFrame(), paper_table("table1_overall"), "ml-1m", ["random"], {})
+    assert [c.verdict for c in claims if c.claim.startswith("Semantic-ID")] == ["not testable here"]
