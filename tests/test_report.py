@@ -264,3 +264,20 @@ def test_rank_claims_fall_back_to_the_data_sets_where_the_model_ran():
     summary = pd.DataFrame(rows("ml-1m", {"DQRec": 0.3, "DualTower": 0.2}))
     claims = report.claims_table1(summary, pd.DataFrame(), paper_table("table1_overall"), "ml-1m", ["random"], {})
     assert [c.verdict for c in claims if c.claim.startswith("Semantic-ID")] == ["not testable here"]
+
+
+def test_main_claim_is_also_tested_where_the_papers_baselines_ran():
+    def rows(dataset, scores):
+        return [dict(dataset=dataset, split="random", protocol="in_batch", model=m, metric=label.split("@")[0],
+                     k=int(label.split("@")[1]), mean=v, std=0.0, count=1)
+                for m, v in scores.items() for label in report.METRICS]
+
+    def claim(dqrec):
+        summary = pd.DataFrame(rows("ml-1m", {"DQRec": 0.3, "EASE": 0.25})
+                               + rows("ml-100k", {"DQRec": dqrec, "EASE": 0.25, "SASRec": 0.28, "BERT4Rec": 0.29}))
+        return report.claim_best_elsewhere(summary, "ml-1m")
+
+    assert claim(0.35).verdict == "reproduced"
+    behind = claim(0.2)
+    assert behind.verdict == "not reproduced" and "BERT4Rec 0.2900" in behind.ours and "ml-100k" in behind.claim
+    assert report.claim_best_elsewhere(pd.DataFrame(rows("ml-100k", {"DQRec": 0.3, "EASE": 0.2})), "ml-1m") is None
