@@ -7,7 +7,9 @@ reads each run's cached files (named by :func:`dqrec.experiment.run_key`), compu
 serially in this process or as Ray tasks, writes each finished run into the cache as it lands, and
 returns the long frame of :func:`dqrec.experiment.run_models`. A killed sweep resumes: a finished run
 is three whole files, an unfinished one leaves none (each file is written to a temporary name and
-renamed, the ``.csv`` last).
+renamed, the ``.csv`` last). An unfinished run's training resumes too: it checkpoints every epoch under
+``<results>/checkpoints/<run key>/`` (:func:`dqrec.train.resumable`) and, started again, continues after
+the last saved epoch with the result it would have had uninterrupted; the folder goes once the run lands.
 
     python -m dqrec.sweep table1 --profile paper --workers 2            # a local Ray instance, 2 workers
     python -m dqrec.sweep table3 --profile paper --address ray://head:10001 --gpus-per-run 1
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,17 +162,30 @@ class _Splits:
         return self.prepared[key]
 
 
-def _compute(split, run: Run, params: dict, threads: int | None = None, sha: str | None = None):
+def checkpoint_folder(path: Path | None) -> Path | None:
+    """Where the run cached at ``path`` (``<results>/runs/<key>``) keeps its training checkpoints while it
+    runs: ``<results>/checkpoints/<key>`` (see :func:`dqrec.train.resumable`); removed once the run lands."""
+    return None if path is None else Path(path).parent.parent / "checkpoints" / Path(path).name
+
+
+def _compute(split, run: Run, params: dict, threads: int | None = None, sha: str | None = None,
+             checkpoints: str | Path | None = None):
     """One run, in this process or a Ray worker: (rows, ranks, record) of
-    :func:`dqrec.experiment.compute_run`, with ``threads`` torch threads and ``sha`` as its commit."""
+    :func:`dqrec.experiment.compute_run`, with ``threads`` torch threads and ``sha`` as its commit;
+    training checkpoints each epoch to the folder ``checkpoints`` and resumes from it (None: neither)."""
+    import contextlib
+
     import torch
+
+    from . import train
 
     if sha:
         os.environ.setdefault("DQREC_GIT_SHA", sha)
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
-        return experiment.compute_run(split, run.model, run.seed, run.params(params))
+        with train.resumable(checkpoints) if checkpoints is not None else contextlib.nullcontext():
+            return experiment.compute_run(split, run.model, run.seed, run.params(params))
     finally:
         torch.set_num_threads(before)
 
@@ -250,6 +266,7 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
         if path is not None:
             spec = experiment.run_spec(split_of(run, params), run.model, run.seed, run.params(params))
             experiment.write_run(path, spec, res, sample_ranks, record)
+            shutil.rmtree(checkpoint_folder(path), ignore_errors=True)
         found[key_of[run]] = (res, sample_ranks)
         bar.update()
         say(f"{run}: {res.fit_seconds.iloc[0] + res.eval_seconds.iloc[0]:.0f} s, {_main_metric(res)}")
@@ -261,7 +278,8 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
                                   gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
         else:
             for run, path in todo:  # an error stops the sweep here; the runs before it are cached
-                land(run, path, _compute(split_of(run, params), run, params, threads))
+                land(run, path, _compute(split_of(run, params), run, params, threads,
+                                         checkpoints=checkpoint_folder(path)))
     finally:
         bar.close()
     if failed:
@@ -332,7 +350,8 @@ def _execute_ray(todo, params, split_of, land, workers, address, gpus_per_run, c
             split = split_of(run, params)
             if id(split) not in data:
                 data[id(split)] = ray.put(split)
-            ref = task.remote(data[id(split)], run, params, cpus_per_run, experiment.git_sha())
+            ref = task.remote(data[id(split)], run, params, cpus_per_run, experiment.git_sha(),
+                              checkpoint_folder(path))
             refs[ref] = (run, path)
         pending = list(refs)
         while pending:

@@ -1,4 +1,5 @@
 """The sweep module: enumerating runs, Ray against serial, resuming a killed sweep, the command line."""
+import json
 import os
 import subprocess
 import sys
@@ -210,3 +211,40 @@ def test_scheme_runs_reach_the_model_and_share_table1s_cache():
         same_as_table1 = experiment.run_key(split, r.model, r.seed, r.params(p)) == experiment.run_key(split, r.model, r.seed, p)
         assert same_as_table1 == (dict(r.labels)["scheme"] == "sequences")
     assert sweep.schemes(experiment.profile_params("test")) == []  # no sequential model in the small profiles
+
+
+def test_a_killed_run_resumes_its_training_and_drops_its_checkpoints(tmp_path, monkeypatch):
+    """Killed in epoch 3, a run keeps epochs 1-2 in its checkpoint; started again it continues from there
+    (the first two epochs' timings are the checkpoint's), ends as an uninterrupted run does, and its
+    checkpoint folder goes once it lands."""
+    from dqrec import evaluate
+
+    split, params = planted_split(), experiment.profile_params("test", progress=False, epochs=5, patience=5)
+    runs, given = _planted(params, models=["MF-BPR"], seeds=[0]), {("planted", "temporal"): planted_split()}
+    straight = sweep.execute(runs, params, tmp_path / "a" / "runs", splits=given, progress=False, log=None)
+    real = evaluate.validation_criterion
+
+    def dying(split, seed):
+        criterion, calls = real(split, seed), [0]
+
+        def validate(model):
+            calls[0] += 1
+            if calls[0] > 2:
+                raise KeyboardInterrupt
+            return criterion(model)
+        return validate
+
+    cache, checkpoints = tmp_path / "b" / "runs", tmp_path / "b" / "checkpoints"
+    with monkeypatch.context() as m:
+        m.setattr(evaluate, "validation_criterion", dying)
+        with pytest.raises(KeyboardInterrupt):
+            sweep.execute(runs, params, cache, splits=given, progress=False, log=None)
+    (folder,) = checkpoints.iterdir()
+    assert folder == sweep.checkpoint_folder(cache / folder.name) and not list(cache.glob("*.csv"))
+    import torch
+    saved = torch.load(folder / "fit0.pt", weights_only=False)["history"]
+    resumed = sweep.execute(runs, params, cache, splits=given, progress=False, log=None)
+    pd.testing.assert_frame_equal(resumed.results.drop(columns=TIMES), straight.results.drop(columns=TIMES))
+    history = json.loads((cache / f"{folder.name}.json").read_text())["history"]
+    assert history[:2] == saved and len(history) == 5
+    assert not list(checkpoints.iterdir())

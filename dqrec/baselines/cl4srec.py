@@ -102,6 +102,7 @@ class CL4SRec(SequentialRecommender):
 
     causal, norm_first, activation = True, False, "gelu"
     train_schemes = ("sequences", "prefixes")
+    training_state = ("generator_",)
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  crop_ratio: float = 0.6, mask_ratio: float = 0.3, reorder_ratio: float = 0.6, cl_weight: float = 0.1,

@@ -42,6 +42,7 @@ class DuoRec(SequentialRecommender):
     """Next-item cross-entropy + lambda * NT-Xent(dropout view, same-target view) (Eq. 12-13)."""
 
     causal, norm_first, activation = True, False, "gelu"
+    training_state = ("partner_rng_",)
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  cl_weight: float = 0.1, temperature: float = 1.0, epochs: int = 200, lr: float = 1e-3,

@@ -37,6 +37,7 @@ class ICLRec(SASRec):
 
     causal, norm_first, activation = True, False, "gelu"
     train_schemes = ("prefixes",)  # its views and intents are of whole per-sample histories
+    training_state = ("generator_",)
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 2, dropout: float = 0.5,
                  n_intents: int = 256, intent_weight: float = 0.1, instance_weight: float = 0.0,

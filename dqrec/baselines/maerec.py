@@ -127,6 +127,7 @@ class MAERec(SASRec):
 
     causal, norm_first, activation = True, False, "gelu"
     train_schemes = ("sequences", "prefixes")
+    training_state = ("mask_rng_", "steps_", "main_losses_", "masked_", "masked_adj_", "rewards_")
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 4, dropout: float = 0.3,
                  distance: int = 3, n_gcn_layers: int = 2, mask_depth: int = 3, path_prob: float = 0.5,

@@ -56,6 +56,9 @@ A sequential model scores a sample (u, i, t) from u's own positives strictly bef
     history per target, DuoRec's same-target partner or ICLRec's intents, supports ``"prefixes"`` only;
     models that read a whole window, BERT4Rec and CL4SRec, cut it first, :mod:`dqrec.baselines.windows`);
   - ``start_epoch(epoch)``: called before the first batch of each epoch (ICLRec's E-step);
+  - ``training_state``: the names of the attributes training changes outside the net (a model's own
+    random generators, MAERec's masking counters), which a checkpoint must hold to resume bit for bit
+    (:func:`dqrec.train.resumable`; ``tests/test_resume.py`` fails for a model that forgets one);
   - ``setup(split)``: fitted state built before training (call ``super().setup(split)``); a benchmark
     can call it and time ``train_batch`` / ``train_loss`` steps without training.
 
@@ -262,6 +265,7 @@ class SequentialRecommender(Recommender):
     norm_first = False
     activation = "gelu"
     train_schemes = ("prefixes",)
+    training_state = ()  # attributes training changes outside the net (saved in checkpoints, see dqrec.train)
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_blocks: int = 2, n_heads: int = 1, dropout: float = 0.2,
                  epochs: int = 200, lr: float = 1e-3, batch_size: int = 1024, weight_decay: float = 0.0,
@@ -359,18 +363,10 @@ class SequentialRecommender(Recommender):
         else:
             n_samples, batch_size = len(self.train_rows_), self.batch_size
             make = lambda idx, rng: self.train_batch(self.train_rows_[idx], rng)  # noqa: E731
-        steps_per_epoch = -(-n_samples // batch_size)
-        calls = iter(range(10 ** 12))
-
-        def batch(idx, rng):
-            call = next(calls)
-            if call % steps_per_epoch == 0:
-                self.start_epoch(call // steps_per_epoch + 1)
-            return make(idx, rng)
-
         self.trainer_ = Trainer(self.epochs, self.patience, self.lr, batch_size, self.weight_decay, self.seed,
                                 str(dev), self.progress, desc=type(self).__name__)
-        self.trainer_.fit(self.net_, n_samples, batch, self.train_loss, lambda: validate(self))
+        self.trainer_.fit(self.net_, n_samples, make, self.train_loss, lambda: validate(self), on_epoch=self.start_epoch,
+                          owner=self)
         self.history_log_ = self.trainer_.history_
         return self
 
