@@ -30,6 +30,7 @@ import argparse
 import datetime
 import hashlib
 import inspect
+import io
 import json
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def same_run(path: Path, result) -> str | None:
     for bit apart from timings; else what differs."""
     res, ranks, record = result
     cached = pd.read_csv(path.with_suffix(".csv"))
-    fresh = res.drop(columns=list(NOT_RESULTS)).reset_index(drop=True)
+    fresh = pd.read_csv(io.StringIO(res.to_csv(index=False))).drop(columns=list(NOT_RESULTS))  # as it is stored
     try:
         pd.testing.assert_frame_equal(fresh, cached.drop(columns=list(NOT_RESULTS))[fresh.columns], check_exact=True,
                                       check_dtype=False)
@@ -182,6 +183,8 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
                      "difference": problem, "renamed": []}
             print(f"  {'agrees' if problem is None else 'DIFFERS: ' + problem} ({entry['seconds']} s)", flush=True)
             log.append(entry)
+            if not dry_run:
+                LOG.write_text(json.dumps(log, indent=1) + "\n")
             if problem is not None:
                 stale += len(members)
                 continue
