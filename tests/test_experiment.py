@@ -1,6 +1,7 @@
 """Profiles, provenance files and the cached experiment runner."""
 import json
 
+import numpy as np
 import pytest
 
 from dqrec import experiment
@@ -204,3 +205,31 @@ def test_scheme_comparison_and_findings():
     text = experiment.scheme_findings(table)
     assert "0.1550 trained on sequences, 0.2050 on prefixes (x0.76)" in text and "(20x less" in text
     assert "VQRec on d (temporal): only sequences ran." in text
+
+
+def test_rekey_verification_tells_a_recomputed_run_from_a_different_one(tmp_path):
+    """scripts/rekey_runs.py --verify renames a code change's runs only if a recomputed run is the cached
+    one bit for bit: any other metric value, sample rank or epoch loss must be reported."""
+    import copy
+    import importlib.util
+
+    from tests.test_augment_model import planted_split
+
+    spec = importlib.util.spec_from_file_location("rekey_runs", experiment.ROOT / "scripts" / "rekey_runs.py")
+    rekey = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rekey)
+    split, params = planted_split(), experiment.profile_params("test", progress=False)
+    res, ranks, record = experiment.compute_run(split, "MF-BPR", 0, params)
+    path = tmp_path / "run.json"
+    experiment.write_run(path, {"model": "MF-BPR"}, res, ranks, record)
+    again = experiment.compute_run(split, "MF-BPR", 0, params)
+    assert rekey.same_run(path, again) is None
+    other = res.copy()
+    other.loc[3, "value"] = np.nextafter(other.loc[3, "value"], 1)
+    assert "metrics differ" in rekey.same_run(path, (other, ranks, record))
+    moved = {k: v.copy() for k, v in ranks.items()}
+    moved["full"][0] += 1
+    assert "ranks differ" in rekey.same_run(path, (res, moved, record))
+    later = copy.deepcopy(record)
+    later["history"][-1]["loss"] += 1e-12
+    assert "histories differ" in rekey.same_run(path, (res, ranks, later))
