@@ -15,11 +15,13 @@ in ``results/bench/*.json``); every other run is left as it is (stale: its model
 ``--verify REV``: the code changed since REV, and the change is shown not to move a result by running
     it. The runs recorded under the version their model's code had at REV are grouped by the change
     (old version, today's version: the DQRec variants share one); for each group the cheapest run that a
-    paper-profile sweep enumerates is computed again with today's code, exactly as the sweep computes it
-    (one torch thread), and compared with the cached one: every metric, every sample's rank under both
-    protocols and every epoch's loss and validation score, bit for bit. Only a group whose check agrees
-    is renamed. Each check is logged in ``results/rekey.json`` (the change, the run recomputed, its
-    seconds, the runs renamed); a change already checked there is not checked again.
+    paper-profile sweep enumerates, and that ran on a CPU with this torch, is computed again with
+    today's code, exactly as the sweep computes it and with the torch threads it ran with (other thread
+    counts round differently), and compared with the cached one: every metric, every sample's rank under
+    both protocols and every epoch's validation score bit for bit, every epoch's mean training loss to
+    1e-7 relative (with two or more threads its last digits vary between identical runs). Only a group
+    whose check agrees is renamed. Each check is logged in ``results/rekey.json`` (the change, the run recomputed,
+    its seconds, the runs renamed); a change already checked and agreeing there is not checked again.
 
 Both refuse to work if the registry or the evaluator changed since REV (their source is part of every
 version).
@@ -140,10 +142,24 @@ def same_run(path: Path, result) -> str | None:
     with np.load(path.with_suffix(".npz")) as saved:
         if set(saved.files) != set(ranks) or any(not np.array_equal(saved[k], ranks[k]) for k in ranks):
             return "per-sample ranks differ"
-    untimed = lambda h: [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in h or []]  # noqa: E731
-    if untimed(json.loads(path.read_text())["history"]) != untimed(record["history"]):
+    # every epoch's validation score exactly; its mean training loss to 1e-7 relative: with 2+ torch threads
+    # the logged loss (a threaded reduction) varies in its last digits from one run to the next, weights not
+    old, new = json.loads(path.read_text())["history"] or [], record["history"] or []
+    if len(old) != len(new) or any(
+            {k: v for k, v in a.items() if not k.endswith("_seconds") and k != "loss"}
+            != {k: v for k, v in b.items() if not k.endswith("_seconds") and k != "loss"}
+            or not np.isclose(a["loss"], b["loss"], rtol=1e-7, atol=0) for a, b in zip(old, new)):
         return "training histories differ"
     return None
+
+
+def same_machine(run: dict) -> bool:
+    """Whether this process can recompute ``run`` bit for bit: it ran on a CPU with this torch (a GPU, or
+    another torch, rounds differently); :func:`verified_rekey` uses its number of torch threads too."""
+    import torch
+
+    machine = run.get("machine") or {}
+    return machine.get("device") == "cpu" and machine.get("torch") == torch.__version__ and "torch_threads" in machine
 
 
 def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
@@ -167,16 +183,18 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
     renamed, stale = {}, 0
     for (old, today), members in groups.items():
         if (old, today) not in agreed:
-            ran = [(pd.read_csv(p.with_suffix(".csv")).fit_seconds.iloc[0], p, recipes[new_name(p, run, today)])
-                   for p, run in members if new_name(p, run, today) in recipes]
+            ran = [(pd.read_csv(p.with_suffix(".csv")).fit_seconds.iloc[0], p, recipes[new_name(p, run, today)],
+                    run["machine"]["torch_threads"])
+                   for p, run in members if new_name(p, run, today) in recipes and same_machine(run)]
             if not ran:
-                print(f"{old} -> {today}: no run of this change is a sweep's; {len(members)} left stale")
+                print(f"{old} -> {today}: no run of this change is a sweep's run on this kind of machine; "
+                      f"{len(members)} left stale")
                 stale += len(members)
                 continue
-            _, path, recipe = min(ran, key=lambda t: t[0])
-            print(f"{old} -> {today}: recomputing {path.name} ({recipe}) ...", flush=True)
+            _, path, recipe, threads = min(ran, key=lambda t: t[0])
+            print(f"{old} -> {today}: recomputing {path.name} ({recipe}, {threads} torch threads) ...", flush=True)
             start = time.perf_counter()
-            problem = same_run(path, sweep._compute(splits(recipe, params), recipe, params, threads=1))
+            problem = same_run(path, sweep._compute(splits(recipe, params), recipe, params, threads=threads))
             entry = {"from": old, "to": today, "rev": rev, "date": datetime.date.today().isoformat(),
                      "git_sha": experiment.git_sha(), "recomputed": path.name,
                      "seconds": round(time.perf_counter() - start, 1), "agrees": problem is None,

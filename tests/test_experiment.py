@@ -231,5 +231,8 @@ def test_rekey_verification_tells_a_recomputed_run_from_a_different_one(tmp_path
     moved["full"][0] += 1
     assert "ranks differ" in rekey.same_run(path, (res, moved, record))
     later = copy.deepcopy(record)
-    later["history"][-1]["loss"] += 1e-12
+    later["history"][-1]["loss"] *= 1 + 1e-6
+    assert "histories differ" in rekey.same_run(path, (res, ranks, later))
+    later = copy.deepcopy(record)
+    later["history"][0]["valid"] += 1e-12
     assert "histories differ" in rekey.same_run(path, (res, ranks, later))
