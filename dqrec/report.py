@@ -596,6 +596,30 @@ def run_provenance(results: pd.DataFrame, cache=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rekey_log(results_root: Path) -> pd.DataFrame:
+    """The checks behind the cached runs carried over a change of their code (``<results_root>/rekey.json``,
+    written by ``scripts/rekey_runs.py --verify``): per change, its date and commit, the models whose runs
+    it carried, the run recomputed to check it, the seconds that took, whether it agreed and how many runs
+    were re-keyed. Empty when no run was ever re-keyed."""
+    path = Path(results_root) / "rekey.json"
+    log = json.loads(path.read_text()) if path.exists() else []
+    models = {}  # (from, to) -> the models of the runs carried over that change (by any check of it)
+    for e in log:
+        for name in e["renamed"]:
+            run = Path(results_root) / "runs" / f"{name}.json"
+            if run.exists():
+                models.setdefault((e["from"], e["to"]), set()).add(json.loads(run.read_text())["model"])
+    rows = []
+    for e in log:
+        rows.append({"date": e["date"], "commit": str(e["git_sha"])[:8], "code change": f"{e['from']} -> {e['to']}",
+                     "models": ", ".join(sorted(models.get((e["from"], e["to"]), ()))),
+                     "run recomputed": e["recomputed"].removesuffix(".json"),
+                     "seconds": e["seconds"], "agrees": "yes" if e["agrees"] else f"no: {e['difference']}",
+                     "runs re-keyed": len(e["renamed"])})
+    return pd.DataFrame(rows, columns=["date", "commit", "code change", "models", "run recomputed", "seconds",
+                                       "agrees", "runs re-keyed"])
+
+
 def table_provenance(name: str, results_root: Path) -> dict:
     """From ``<results_root>/<name>.json``: commit, date, profile, data checksums, wall time."""
     meta = json.loads((Path(results_root) / f"{name}.json").read_text())

@@ -95,6 +95,20 @@ for name in run_tables:
     display(HTML(report.plain(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"))))
 
 # %% [markdown]
+# ## Runs carried over a change of their code
+#
+# A run's cache key holds the version of the code it ran, so any change of that code stales it. When a
+# change cannot move a result (the resumable trainer, for instance, only adds checkpoints),
+# `scripts/rekey_runs.py --verify` recomputes the cheapest affected run with the new code, on the torch
+# threads it first ran with, and carries that change's runs over to the new key only if every metric,
+# every sample's rank and every epoch's validation score agree bit for bit (the logged training loss to
+# 1e-7). Each check, agreeing or not:
+
+# %%
+rekeyed = report.rekey_log(root)
+HTML(report.plain(rekeyed, wrap=("models",))) if len(rekeyed) else Markdown("No run was carried over a code change.")
+
+# %% [markdown]
 # ## What we found
 
 # %%
@@ -107,4 +121,8 @@ Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hpara
          + ", and chooses where the paper is silent: "
          + "; ".join(f"{r.item}: {r.ours}" for r in ours[ours.kind == "paper silent: our choice"].itertuples())
          + f". Its results tables were written by {written.commit.nunique()} commit(s); {len(run_tables)} of them "
-         "are assembled from cached model runs, listed above with the commits that computed them.")
+         "are assembled from cached model runs, listed above with the commits that computed them. "
+         + (f"{int(rekeyed['runs re-keyed'].sum())} cached runs were carried over "
+            f"{rekeyed['code change'].nunique()} checked code change(s), each keeping the commit that computed it; "
+            f"{(rekeyed.agrees != 'yes').sum()} of the {len(rekeyed)} checks disagreed, and a change's runs were "
+            "carried only once a check of it agreed." if len(rekeyed) else ""))

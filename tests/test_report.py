@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -281,3 +283,26 @@ def test_main_claim_is_also_tested_where_the_papers_baselines_ran():
     behind = claim(0.2)
     assert behind.verdict == "not reproduced" and "BERT4Rec 0.2900" in behind.ours and "ml-100k" in behind.claim
     assert report.claim_best_elsewhere(pd.DataFrame(rows("ml-100k", {"DQRec": 0.3, "EASE": 0.2})), "ml-1m") is None
+
+
+def test_rekey_log_names_the_models_each_change_carried(tmp_path):
+    """A failed check shows its difference and carries nothing; the models a change carried (read from the
+    re-keyed runs) show on each of its checks; no log, no rows."""
+    from dqrec import report
+
+    assert report.rekey_log(tmp_path).empty
+    (tmp_path / "runs").mkdir()
+    for name, model in (("a_MF", "MF-BPR"), ("b_MF", "MF-BPR"), ("c_DQ", "DQRec w/o Lat.")):
+        (tmp_path / "runs" / f"{name}.json").write_text(json.dumps({"model": model}))
+    check = dict(date="2026-12-04", git_sha="0123456789ab", rev="x", seconds=1.0)
+    log = [dict(check, **{"from": "m0", "to": "m1", "recomputed": "a_old.json", "agrees": False,
+                          "difference": "per-sample ranks differ", "renamed": []}),
+           dict(check, **{"from": "m0", "to": "m1", "recomputed": "a_old.json", "agrees": True, "difference": None,
+                          "renamed": ["a_MF", "b_MF"]}),
+           dict(check, **{"from": "d0", "to": "d1", "recomputed": "c_old.json", "agrees": True, "difference": None,
+                          "renamed": ["c_DQ"]})]
+    (tmp_path / "rekey.json").write_text(json.dumps(log))
+    table = report.rekey_log(tmp_path)
+    assert table["models"].tolist() == ["MF-BPR", "MF-BPR", "DQRec w/o Lat."]
+    assert table["agrees"].tolist() == ["no: per-sample ranks differ", "yes", "yes"]
+    assert table["runs re-keyed"].tolist() == [0, 2, 1] and table["run recomputed"][0] == "a_old"
