@@ -9,3 +9,14 @@ def mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("DQREC_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "mirror").mkdir()
     return tmp_path / "mirror"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for the module: tiny models ran up to 20x slower with two on the shared 2-core CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,8 +3,8 @@ checkpoint folder ends exactly where an uninterrupted fit ends, for every gradie
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
-import torch
 
 from dqrec import train
 from dqrec.evaluate import validation_criterion
@@ -27,16 +27,11 @@ MODELS = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 class Killed(Exception):
     """Stands for the process being killed during an epoch."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,6 @@ def split():
     for u in range(90):
         start, t0 = rng.integers(0, 40), rng.integers(0, 1000)
         rows += [(u, int((start + k * rng.integers(1, 3)) % 40), 5.0, float(t0 + k)) for k in range(12)]
-    import pandas as pd
     ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).drop_duplicates(["user", "item"])
     return make_split(ratings)
 

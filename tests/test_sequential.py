@@ -17,14 +17,7 @@ SEQUENTIAL = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
 SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10, progress=False, device="cpu")
 EXTRA = {"ICLRec": dict(n_intents=8), "BERT4Rec": dict(epochs=40, patience=40)}  # windows: ~rho targets a row
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread avoids the synchronisation cost of two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_split(ratings, kind="temporal"):

@@ -28,14 +28,7 @@ def make_split(ratings, kind="temporal"):
                           "year": [1990.0 + i % 10 for i in range(n_items)]}, index=pd.Index(range(n_items)))
     return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=4)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these tiny models ran 20x slower with two threads on the shared 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
