@@ -616,8 +616,8 @@ def rekey_log(results_root: Path) -> pd.DataFrame:
                      "run recomputed": e["recomputed"].removesuffix(".json"),
                      "seconds": e["seconds"], "agrees": "yes" if e["agrees"] else f"no: {e['difference']}",
                      "runs re-keyed": len(e["renamed"])})
-    return pd.DataFrame(rows, columns=["date", "commit", "code change", "models", "run recomputed", "seconds",
-                                       "agrees", "runs re-keyed"])
+    return pd.DataFrame(rows, columns=["models", "agrees", "runs re-keyed", "seconds", "run recomputed", "date",
+                                       "commit", "code change"])
 
 
 def table_provenance(name: str, results_root: Path) -> dict:
