@@ -2,10 +2,12 @@
 
     python scripts/bench_sequential.py --datasets ml-100k ml-1m --steps 5
 
-For each model: ``setup(split)`` (histories, the untrained net), one warm-up step, then ``--steps`` timed
-steps exactly as the Trainer runs them (batch, loss, backward, Adam step) on random training batches of
-1024; seconds per epoch = median seconds per step x steps per epoch, plus one ``start_epoch`` call
-(ICLRec's k-means E-step). Validation is excluded. Writes results/bench/sequential_epoch.json.
+For each model trained on prefixes (DuoRec, ICLRec): ``setup(split)`` (histories, the untrained net), one
+warm-up step, then ``--steps`` timed steps exactly as the Trainer runs them (batch, loss, backward, Adam
+step) on random training batches of 1024; seconds per epoch = median seconds per step x steps per epoch,
+plus one ``start_epoch`` call (ICLRec's k-means E-step). A model trained on windows of each timeline (the
+default of SASRec, BERT4Rec, CL4SRec, VQRec, MAERec) is timed over one real epoch of ``fit`` instead.
+Validation is excluded. Writes results/bench/sequential_epoch.json.
 
     python scripts/bench_sequential.py --datasets ml-100k --models SASRec SASRec:prefixes --fit-epochs 2
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -129,10 +132,16 @@ def main():
                         "the machine's 2 CPUs, one torch thread each")
             elif args.fit_epochs:
                 row = fit_epoch_seconds(name, split, args.fit_epochs)
-                note = "measured: median over the epochs of fit (validation excluded); shared CPU, other jobs running"
+                note = "measured: median over the epochs of fit (validation excluded)"
+            elif (name.partition(":")[2] or make_model(name.partition(":")[0]).train_on) == "sequences":
+                row = fit_epoch_seconds(name, split, 1)  # timed prefix steps would not be its epochs
+                note = ("measured: one epoch of fit (validation excluded); a window-trained model's epoch is not "
+                        "timed prefix steps")
             else:
-                row = seconds_per_epoch(name, split, args.steps)
-                note = "estimated: median of timed steps x steps per epoch; shared CPU, other jobs running"
+                row = seconds_per_epoch(name.partition(":")[0], split, args.steps)
+                note = "estimated: median of timed steps x steps per epoch"
+            if not args.from_runs:
+                note += f"; 1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs when it ended"
             row.update(git_sha=git_sha(), machine=machine(), command=" ".join(sys.argv), note=note)
             report[f"{dataset}/{name}"] = row
             out.parent.mkdir(parents=True, exist_ok=True)
