@@ -22,6 +22,8 @@ in ``results/bench/*.json``); every other run is left as it is (stale: its model
     1e-7 relative (with two or more threads its last digits vary between identical runs). Only a group
     whose check agrees is renamed. Each check is logged in ``results/rekey.json`` (the change, the run recomputed,
     its seconds, the runs renamed); a change already checked and agreeing there is not checked again.
+    The checkpoint folder of an unfinished run of a checked change (``results/checkpoints/<key>``) is
+    renamed too, so the run resumes under today's key.
 
 Both refuse to work if the registry or the evaluator changed since REV (their source is part of every
 version).
@@ -178,8 +180,7 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
     recipes = {}  # today's file name -> the sweep's Run computing it
     for table in sweep.TABLES.values():
         for r in table(params):
-            if any(r.model == run["model"] for g in groups.values() for _, run in g):
-                recipes[experiment.run_key(splits(r, params), r.model, r.seed, r.params(params))] = r
+            recipes[experiment.run_key(splits(r, params), r.model, r.seed, r.params(params))] = r
     renamed, stale = {}, 0
     for (old, today), members in groups.items():
         if (old, today) not in agreed:
@@ -211,9 +212,32 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
         for path, run in members:
             renamed[path.stem] = rename(path, run, today, dry_run)
             entry["renamed"].append(renamed[path.stem])
+        agreed.add((old, today))
         if not dry_run:
             LOG.write_text(json.dumps(log, indent=1) + "\n")
+    carry_checkpoints(sweep.checkpoint_folder(cache / "x").parent, recipes, before, agreed, params, splits, dry_run)
     return renamed, stale
+
+
+def carry_checkpoints(folder: Path, recipes: dict, before: dict, agreed: set, params, splits, dry_run: bool) -> None:
+    """Rename the checkpoint folder of an unfinished run (``folder/<key>``) to today's key when its model's code
+    change was checked and agreed: the run then resumes instead of starting again. A checkpoint of a change
+    not checked (its model has no finished run to recompute) is left, and its run starts afresh."""
+    if not folder.is_dir():
+        return
+    old_names = {}
+    for name, r in recipes.items():
+        model = r.model
+        if (before.get(model), experiment.code_version(model)) in agreed:
+            spec = experiment.run_spec(splits(r, params), model, r.seed, r.params(params))
+            old_names[name[:-len(name.rsplit("_", 1)[1])] + key_of(dict(spec, code=before[model]))] = name
+    for path in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if path.name in old_names and not (folder / old_names[path.name]).exists():
+            print(f"checkpoint {path.name} -> {old_names[path.name]}")
+            if not dry_run:
+                path.rename(folder / old_names[path.name])
+        elif path.name not in recipes:
+            print(f"checkpoint {path.name}: not a run of a checked change; left as it is (that run starts afresh)")
 
 
 def main():

@@ -207,17 +207,41 @@ def test_scheme_comparison_and_findings():
     assert "VQRec on d (temporal): only sequences ran." in text
 
 
+def rekey_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rekey_runs", experiment.ROOT / "scripts" / "rekey_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rekey_carries_the_checkpoint_of_an_unfinished_run_of_a_checked_change_only(tmp_path):
+    """An unfinished run's checkpoint folder, named by the key under the old code, moves to today's key
+    when that change was checked and agreed; a folder of an unchecked change stays where it is."""
+    from dqrec import sweep
+
+    rekey = rekey_script()
+    params = experiment.profile_params("test", progress=False)
+    splits = sweep._Splits({("planted", "temporal"): planted_split()})
+    run = sweep.Run("planted", "temporal", "SASRec", 1)
+    today = experiment.run_key(splits(run, params), "SASRec", 1, run.params(params))
+    spec = experiment.run_spec(splits(run, params), "SASRec", 1, run.params(params))
+    old = today[:-12] + rekey.key_of(dict(spec, code="old000000000"))
+    (tmp_path / old).mkdir()
+    rekey.carry_checkpoints(tmp_path, {today: run}, {"SASRec": "old000000000"}, set(), params, splits, False)
+    assert [p.name for p in tmp_path.iterdir()] == [old]  # not checked: left
+    checked = {("old000000000", experiment.code_version("SASRec"))}
+    rekey.carry_checkpoints(tmp_path, {today: run}, {"SASRec": "old000000000"}, checked, params, splits, False)
+    assert [p.name for p in tmp_path.iterdir()] == [today]
+
+
 def test_rekey_verification_tells_a_recomputed_run_from_a_different_one(tmp_path):
     """scripts/rekey_runs.py --verify renames a code change's runs only if a recomputed run is the cached
     one bit for bit: any other metric value, sample rank or epoch loss must be reported."""
     import copy
-    import importlib.util
 
-    from tests.test_augment_model import planted_split
-
-    spec = importlib.util.spec_from_file_location("rekey_runs", experiment.ROOT / "scripts" / "rekey_runs.py")
-    rekey = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rekey)
+    rekey = rekey_script()
     split, params = planted_split(), experiment.profile_params("test", progress=False)
     res, ranks, record = experiment.compute_run(split, "MF-BPR", 0, params)
     path = tmp_path / "run.json"
