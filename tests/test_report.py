@@ -306,3 +306,13 @@ def test_rekey_log_names_the_models_each_change_carried(tmp_path):
     assert table["models"].tolist() == ["MF-BPR", "MF-BPR", "DQRec w/o Lat."]
     assert table["agrees"].tolist() == ["no: per-sample ranks differ", "yes", "yes"]
     assert table["runs re-keyed"].tolist() == [0, 2, 1] and table["run recomputed"][0] == "a_old"
+
+
+def test_merged_claims_say_each_reason_once():
+    """The parts of a claim (one per split) share their general reasons: the merged claim says each once."""
+    from dqrec.report import Claim, merge_claims
+
+    parts = [Claim("Table 1", "c", "ours a.", "not reproduced", "Judged by intervals. On the temporal split 10 ran.", "e"),
+             Claim("Table 1", "c", "ours b.", "not reproduced", "Judged by intervals. On the random split 11 ran.", "e")]
+    (merged,) = merge_claims(parts)
+    assert merged.why == "Judged by intervals. On the temporal split 10 ran. On the random split 11 ran."
