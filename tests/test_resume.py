@@ -68,12 +68,13 @@ def outcome(model, split):
     return history, model.score(split.test.iloc[:40], np.arange(split.n_items))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_a_killed_fit_resumes_to_the_same_result(split, tmp_path, name):
+@pytest.mark.parametrize("name,kill_after", [(n, 2) for n in sorted(MODELS)] + [("SimRec", 6)])
+def test_a_killed_fit_resumes_to_the_same_result(split, tmp_path, name, kill_after):
+    """Killed in the 3rd epoch (SimRec also in its student's 2nd, after the teacher's 4)."""
     straight = outcome(fit(name, split), split)
     with pytest.raises(Killed):
-        fit(name, split, tmp_path, kill_after=2)
-    assert (tmp_path / "fit0.pt").exists()
+        fit(name, split, tmp_path, kill_after=kill_after)
+    assert (tmp_path / "fit0.pt").exists() and (tmp_path / "fit1.pt").exists() == (kill_after > EPOCHS["epochs"])
     resumed = outcome(fit(name, split, tmp_path), split)
     assert resumed[0] == straight[0]  # every epoch's loss and validation score, bit for bit
     np.testing.assert_array_equal(resumed[1], straight[1])
