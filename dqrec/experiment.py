@@ -646,6 +646,28 @@ def _tuned_point(model) -> str:
     return ", ".join(f"{k}={getattr(model, k)}" for k in grid)
 
 
+def epoch_train_seconds(history: list[dict]) -> list[float]:
+    """Seconds of each epoch of a Trainer history spent training (data, forward, backward, optimizer)."""
+    return [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in history]
+
+
+def cached_run_epochs(name: str, split, seed: int = 0, profile: str = "paper") -> dict | None:
+    """The per-epoch seconds of the cached run of ``name`` on ``split`` under ``profile`` (None if it is
+    not cached): the median over its epochs of the training seconds and of validation, its epochs, its file
+    name, its parameters and the machine it ran on."""
+    params = profile_params(profile)
+    key = run_key(split, name, seed, params)
+    path = results_dir(profile) / "runs" / f"{key}.json"
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    hist = run["history"]
+    return dict(model=name, dataset=split.name, split=split.kind, epochs=len(hist), run=key,
+                seconds_per_epoch=float(np.median(epoch_train_seconds(hist))),
+                validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
+                params=run["params"], run_machine=run.get("machine"))
+
+
 def training_summary(results: pd.DataFrame) -> pd.DataFrame:
     """How each model's runs ended, per (dataset, split, model): runs, epochs run (mean, range), best
     epoch (mean), runs stopped by validation, and the tuned hyper-parameters chosen."""

@@ -11,6 +11,12 @@ student's epochs. Rows are keyed by (model, dataset, split): a run read-modify-w
 rows (under a file lock), so several scripts can share the file; each row carries its provenance
 (commit, machine, torch threads, the load average when it started). Timings from different machines or
 loads are not comparable: compare rows measured in the same run (``run_id``).
+
+    python scripts/bench_baselines.py --models NCF LightGCN --datasets ml-1m --from-runs
+
+``--from-runs`` trains nothing: it reads the epochs of each model's paper-profile Table 1 run (the
+``--split``, seed 0) from the run cache, the seconds the Trainer recorded for every epoch of that
+converged run (median over its epochs), and names the run. A model without that run is skipped.
 """
 from __future__ import annotations
 
@@ -76,6 +82,20 @@ def bench_model(name: str, split, epochs: int, run_id: str, **params) -> dict:
                 run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_info())
 
 
+def from_run(name: str, split, run_id: str) -> dict | None:
+    """The row of :func:`bench_model` read from the epochs of the cached paper-profile run (None: not cached)."""
+    from dqrec.experiment import cached_run_epochs, git_sha
+
+    run = cached_run_epochs(name, split)
+    if run is None:
+        return None
+    return dict(model=name, dataset=split.name, split=split.kind, epochs=run["epochs"],
+                train_seconds=round(run["seconds_per_epoch"], 3), validation_seconds=round(run["validation_seconds"], 3),
+                run=run["run"], note="measured: the Table 1 run's own epochs (median over them, validation apart)",
+                git_sha=git_sha(), run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                machine=run["run_machine"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", required=True, help="registered model names")
@@ -84,19 +104,27 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--from-runs", action="store_true", help="read the epochs of the cached Table 1 runs instead")
     args = ap.parse_args()
 
     import torch
 
     from dqrec import data
+    from dqrec.experiment import profile_params
 
     if args.threads:
         torch.set_num_threads(args.threads)
     run_id = uuid.uuid4().hex[:8]
     for name in args.datasets:
-        split = data.prepare(data.load(name), split=args.split, seq_len=20, seed=0)
+        split = data.prepare(data.load(name), split=args.split, seq_len=profile_params("paper")["seq_len"], seed=0)
         for model in args.models:
-            row = bench_model(model, split, args.epochs, run_id, device=args.device)
+            if args.from_runs:
+                row = from_run(model, split, run_id)
+                if row is None:
+                    print(f"{name} {model}: no paper-profile Table 1 run ({args.split}, seed 0) in the cache", flush=True)
+                    continue
+            else:
+                row = bench_model(model, split, args.epochs, run_id, device=args.device)
             update_bench([row])
             print(f"{name} {model}: {row['train_seconds']:.2f} s/epoch training, "
                   f"{row['validation_seconds']:.2f} s validation", flush=True)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dqrec import data  # noqa: E402
-from dqrec.experiment import git_sha, machine, profile_params, results_dir, run_key  # noqa: E402
+from dqrec.experiment import cached_run_epochs, epoch_train_seconds, git_sha, machine, profile_params  # noqa: E402
 from dqrec.registry import make_model  # noqa: E402
 
 MODELS = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec", "MAERec", "VQRec")
@@ -72,11 +72,6 @@ def seconds_per_epoch(name: str, split, steps: int, seed: int = 0) -> dict:
                 params=model.get_params())
 
 
-def train_seconds(history: list[dict]) -> list[float]:
-    """Seconds of each epoch of a Trainer history spent training (data, forward, backward, optimizer)."""
-    return [sum(h[f"{k}_seconds"] for k in ("data", "forward", "backward", "optimizer")) for h in history]
-
-
 def fit_epoch_seconds(spec: str, split, epochs: int, seed: int = 0) -> dict:
     """Seconds per epoch of ``fit`` (validation excluded), ``spec`` = NAME or NAME:train_on."""
     name, _, scheme = spec.partition(":")
@@ -86,27 +81,11 @@ def fit_epoch_seconds(spec: str, split, epochs: int, seed: int = 0) -> dict:
     model.fit(split)
     fit_seconds = time.perf_counter() - t0
     hist = model.trainer_.history_
-    train = train_seconds(hist)
+    train = epoch_train_seconds(hist)
     return dict(model=spec, dataset=split.name, split=split.kind, epochs=len(hist),
                 seconds_per_epoch=float(np.median(train)), validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
                 fit_seconds=fit_seconds, train_samples=int(len(model.train_rows_)),
                 batch_size_used=int(model.trainer_.batch_size), params=model.get_params())
-
-
-def run_epoch_seconds(name: str, split, seed: int = 0) -> dict | None:
-    """Seconds per epoch of the paper profile's cached Table 1 run of ``name`` on ``split`` (None if absent)."""
-    params = profile_params("paper")
-    key = run_key(split, name, seed, params)
-    path = results_dir("paper") / "runs" / f"{key}.json"
-    if not path.exists():
-        return None
-    run = json.loads(path.read_text())
-    hist = run["history"]
-    train = train_seconds(hist)
-    return dict(model=name, dataset=split.name, split=split.kind, epochs=len(hist), run=key,
-                seconds_per_epoch=float(np.median(train)),
-                validation_seconds=float(np.median([h["validation_seconds"] for h in hist])),
-                params=run["params"], run_machine=run.get("machine"))
 
 
 def main():
@@ -124,7 +103,7 @@ def main():
         split = data.prepare(data.load(dataset), "temporal", seq_len=profile_params("paper")["seq_len"])
         for name in args.models:
             if args.from_runs:
-                row = run_epoch_seconds(name, split)
+                row = cached_run_epochs(name, split)
                 if row is None:
                     print(f"{dataset} {name}: no paper-profile Table 1 run (temporal, seed 0) in the cache", flush=True)
                     continue
