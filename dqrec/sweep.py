@@ -184,10 +184,32 @@ def _compute(split, run: Run, params: dict, threads: int | None = None, sha: str
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
+        earlier = resumed_epochs(checkpoints)
         with train.resumable(checkpoints) if checkpoints is not None else contextlib.nullcontext():
-            return experiment.compute_run(split, run.model, run.seed, run.params(params))
+            res, ranks, record = experiment.compute_run(split, run.model, run.seed, run.params(params))
     finally:
         torch.set_num_threads(before)
+    if earlier:  # the epochs trained by the processes before this one count in the run's fit time
+        before = round(sum(seconds for _, seconds in earlier.values()), 2)
+        res = res.assign(fit_seconds=(res.fit_seconds + before).round(2))
+        record = dict(record, resumed={"epochs": {f: n for f, (n, _) in earlier.items()}, "seconds_before": before})
+    return res, ranks, record
+
+
+def resumed_epochs(folder: str | Path | None) -> dict:
+    """{checkpoint file: (epochs it saved, their training and validation seconds)} of the fits a run resumes
+    from (empty when it starts afresh): what the processes before this one trained. A resumed run's
+    ``fit_seconds`` is its own wall time plus these seconds (their set-up time, e.g. data preparation or
+    DQRec's representation stage, is not counted) and its json says what it resumed."""
+    import torch
+
+    if folder is None or not Path(folder).is_dir():
+        return {}
+    out = {}
+    for path in sorted(Path(folder).glob("fit*.pt")):
+        history = torch.load(path, weights_only=False)["history"]
+        out[path.name] = (len(history), sum(v for h in history for k, v in h.items() if k.endswith("_seconds")))
+    return out
 
 
 def _main_metric(res: pd.DataFrame) -> str:

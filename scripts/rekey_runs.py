@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from dqrec import experiment, registry, sweep  # noqa: E402
 from dqrec.evaluate import EVALUATOR_VERSION  # noqa: E402
 
-NOT_SPEC = ("history", "tuning", "machine")  # what a run's json holds besides its key's spec
+NOT_SPEC = ("history", "tuning", "machine", "resumed")  # what a run's json holds besides its key's spec
 LOG = ROOT / "results" / "rekey.json"
 NOT_RESULTS = ("fit_seconds", "eval_seconds", "git_sha")  # a run's rows apart from its results
 

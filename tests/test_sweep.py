@@ -215,8 +215,8 @@ def test_scheme_runs_reach_the_model_and_share_table1s_cache():
 
 def test_a_killed_run_resumes_its_training_and_drops_its_checkpoints(tmp_path, monkeypatch):
     """Killed in epoch 3, a run keeps epochs 1-2 in its checkpoint; started again it continues from there
-    (the first two epochs' timings are the checkpoint's), ends as an uninterrupted run does, and its
-    checkpoint folder goes once it lands."""
+    (the first two epochs' timings are the checkpoint's, and count in its fit time), ends as an
+    uninterrupted run does, and its checkpoint folder goes once it lands."""
     from dqrec import evaluate
 
     split, params = planted_split(), experiment.profile_params("test", progress=False, epochs=5, patience=5)
@@ -245,6 +245,9 @@ def test_a_killed_run_resumes_its_training_and_drops_its_checkpoints(tmp_path, m
     saved = torch.load(folder / "fit0.pt", weights_only=False)["history"]
     resumed = sweep.execute(runs, params, cache, splits=given, progress=False, log=None)
     pd.testing.assert_frame_equal(resumed.results.drop(columns=TIMES), straight.results.drop(columns=TIMES))
-    history = json.loads((cache / f"{folder.name}.json").read_text())["history"]
-    assert history[:2] == saved and len(history) == 5
+    run = json.loads((cache / f"{folder.name}.json").read_text())
+    assert run["history"][:2] == saved and len(run["history"]) == 5
+    before = sum(v for h in saved for k, v in h.items() if k.endswith("_seconds"))
+    assert run["resumed"] == {"epochs": {"fit0.pt": 2}, "seconds_before": round(before, 2)}
+    assert (resumed.results.fit_seconds >= round(before, 2)).all()  # the killed process's epochs count too
     assert not list(checkpoints.iterdir())
