@@ -142,7 +142,7 @@ TABLES = {"table1": table1, "loss": loss, "table3": table3, "fig3": fig3, "schem
 # --------------------------------------------------------------------------------------------
 # Executing runs
 # --------------------------------------------------------------------------------------------
-class _Splits:
+class Splits:
     """Prepared splits by (dataset, split kind, seq_len), each dataset read once per process; ``given``
     ((dataset, kind) -> Split) serves splits that are not loaded by name (fixtures)."""
 
@@ -168,7 +168,7 @@ def checkpoint_folder(path: Path | None) -> Path | None:
     return None if path is None else Path(path).parent.parent / "checkpoints" / Path(path).name
 
 
-def _compute(split, run: Run, params: dict, threads: int | None = None, sha: str | None = None,
+def compute(split, run: Run, params: dict, threads: int | None = None, sha: str | None = None,
              checkpoints: str | Path | None = None):
     """One run, in this process or a Ray worker: (rows, ranks, record) of
     :func:`dqrec.experiment.compute_run`, with ``threads`` torch threads and ``sha`` as its commit;
@@ -262,7 +262,7 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
     if cache is not None:
         experiment.check_writable(Path(cache))
         _remove_orphans(Path(cache))
-    split_of = _Splits(splits)
+    split_of = Splits(splits)
     key_of, found, todo, skipped = {}, {}, {}, {}  # todo, skipped: {key: (run, path)}, one per run key
     for run in runs:
         split = split_of(run, params)
@@ -300,7 +300,7 @@ def execute(runs, params: dict, cache: Path | None = None, *, workers: int = 0, 
                                   gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
         else:
             for run, path in todo:  # an error stops the sweep here; the runs before it are cached
-                land(run, path, _compute(split_of(run, params), run, params, threads,
+                land(run, path, compute(split_of(run, params), run, params, threads,
                                          checkpoints=checkpoint_folder(path)))
     finally:
         bar.close()
@@ -365,7 +365,7 @@ def _execute_ray(todo, params, split_of, land, workers, address, gpus_per_run, c
     import ray
 
     started = start_ray(workers, address, cpus_per_run)
-    task = ray.remote(_compute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+    task = ray.remote(compute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
     refs, data, failed = {}, {}, []
     try:
         for run, path in todo:

@@ -168,7 +168,7 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
     log = json.loads(LOG.read_text()) if LOG.exists() else []
     agreed = {(e["from"], e["to"]) for e in log if e["agrees"]}
     params = experiment.profile_params("paper", progress=False)
-    splits = sweep._Splits(None)
+    splits = sweep.Splits(None)
     groups, before = {}, {}  # (old, today) -> [(path, run)]
     for path, run in cached_runs(cache):
         model = run["model"]
@@ -195,7 +195,7 @@ def verified_rekey(rev: str, cache: Path, dry_run: bool) -> tuple[dict, int]:
             _, path, recipe, threads = min(ran, key=lambda t: t[0])
             print(f"{old} -> {today}: recomputing {path.name} ({recipe}, {threads} torch threads) ...", flush=True)
             start = time.perf_counter()
-            problem = same_run(path, sweep._compute(splits(recipe, params), recipe, params, threads=threads))
+            problem = same_run(path, sweep.compute(splits(recipe, params), recipe, params, threads=threads))
             entry = {"from": old, "to": today, "rev": rev, "date": datetime.date.today().isoformat(),
                      "git_sha": experiment.git_sha(), "recomputed": path.name,
                      "seconds": round(time.perf_counter() - start, 1), "agrees": problem is None,

@@ -223,7 +223,7 @@ def test_rekey_carries_the_checkpoint_of_an_unfinished_run_of_a_checked_change_o
 
     rekey = rekey_script()
     params = experiment.profile_params("test", progress=False)
-    splits = sweep._Splits({("planted", "temporal"): planted_split()})
+    splits = sweep.Splits({("planted", "temporal"): planted_split()})
     run = sweep.Run("planted", "temporal", "SASRec", 1)
     today = experiment.run_key(splits(run, params), "SASRec", 1, run.params(params))
     spec = experiment.run_spec(splits(run, params), "SASRec", 1, run.params(params))

@@ -185,7 +185,7 @@ def test_each_dataset_is_read_once_and_each_split_prepared_once(monkeypatch):
     monkeypatch.setattr(data, "prepare", lambda ds, split, seq_len, seed: prepares.append(split) or planted[split])
     params = experiment.profile_params("test", progress=False)
     runs = sweep.product(params, ["ml-100k"], ["temporal", "random"], ["MostPopular", "MF-BPR"], [0, 1])
-    split_of = sweep._Splits()
+    split_of = sweep.Splits()
     splits = [split_of(r, params) for r in runs]
     assert loads == ["ml-100k"] and prepares == ["temporal", "random"] and splits[0] is splits[1]
 
