@@ -70,6 +70,30 @@ def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: 
     return fig
 
 
+def run_coverage(coverage: pd.DataFrame, models=None, title: str = "Runs behind the table") -> plt.Figure:
+    """Which runs a table stands on: models (rows) x (data set, split) (columns), each cell ``done/planned``
+    seeds (:meth:`dqrec.sweep.Outcome.coverage`), coloured by the share done; a cell with no run is
+    hatched, so an empty row of the table reads as missing runs, not as a model that scored nothing.
+    ``models``: the rows' order (default: as they come)."""
+    cells = coverage.assign(column=coverage.dataset + "\n" + coverage.split)
+    models, columns = list(models or dict.fromkeys(cells.model)), list(dict.fromkeys(cells.column))
+    share = cells.assign(share=cells.done / cells.planned).pivot(index="model", columns="column", values="share")
+    share = share.reindex(index=models, columns=columns)
+    text = cells.assign(text=cells.done.astype(str) + "/" + cells.planned.astype(str)) \
+        .pivot(index="model", columns="column", values="text").reindex(index=models, columns=columns).fillna("")
+    fig, ax = plt.subplots(figsize=(min(8, 1.6 + 1.05 * len(columns)), 0.8 + 0.26 * len(models)))
+    sns.heatmap(share, vmin=0, vmax=1, cmap="Blues", annot=text, fmt="", annot_kws=dict(fontsize=7.5), cbar=False,
+                linewidths=0.5, linecolor="white", ax=ax)
+    for (i, j) in zip(*np.nonzero(share.to_numpy() == 0)):
+        ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.75", lw=0))
+    ax.set(xlabel="", ylabel="", title=f"{title}: seeds with results / seeds planned")
+    ax.tick_params(labelsize=8, length=0)
+    ax.xaxis.tick_top()
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
+
 def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
     """Full-ranking Recall@n against the cut-off n, a panel per (dataset, split) in a grid (rows:
     data sets, columns: splits); dots: in-batch Recall@k placed where it meets the model's own

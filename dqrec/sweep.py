@@ -68,6 +68,22 @@ class Outcome:
     missing: list = field(default_factory=list)
     wall_seconds: float = 0.0
 
+    def coverage(self) -> pd.DataFrame:
+        """One row per cell (model, dataset, split and the runs' label columns, in the order the runs
+        came): ``done`` runs (distinct seeds with results), ``planned`` (done + missing) and the ``missing``
+        seeds; what a table was computed from, and what it still lacks."""
+        labels = [c for c in self.results.columns if c not in experiment.RUN_COLUMNS]
+        keys = ["model", "dataset", "split"] + labels
+        done = self.results.drop_duplicates(keys + ["seed"])[keys + ["seed"]].assign(done=True)
+        absent = pd.DataFrame([dict(model=r.model, dataset=r.dataset, split=r.split, seed=r.seed, done=False,
+                                    **dict(r.labels)) for r in self.missing], columns=keys + ["seed", "done"])
+        runs = pd.concat([d for d in (done, absent) if len(d)], ignore_index=True) if len(done) + len(absent) \
+            else pd.DataFrame(columns=keys + ["seed", "done"])
+        cells = runs.groupby(keys, sort=False, dropna=False)
+        return pd.DataFrame({"done": cells.done.sum().astype(int), "planned": cells.size(),
+                             "missing": cells.apply(lambda g: sorted(g.seed[~g.done.astype(bool)].tolist()),
+                                                    include_groups=False)}).reset_index()
+
 
 # --------------------------------------------------------------------------------------------
 # Enumerating runs

@@ -89,6 +89,16 @@ print(f"{len(results)} rows from {len(runs)} runs; fit + evaluation time of the 
       f"(this execution: {table1.wall_seconds / 60:.1f} min, cached runs are read back)")
 
 # %% [markdown]
+# Which of those runs exist, per model and data set: a hatched cell is a cell of the tables below
+# with no number because its runs have not been computed yet (the list above names their seeds;
+# `python -m dqrec.sweep table1 --profile paper --missing skip --list` prints the command computing
+# each), not because the model scored nothing.
+
+# %%
+plots.run_coverage(table1.coverage(), models, title="Table 1")
+plt.show()
+
+# %% [markdown]
 # ## How training ended
 #
 # Epochs each trained model ran (mean and range over seeds), its best epoch, and how many runs

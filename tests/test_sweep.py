@@ -155,6 +155,21 @@ def test_missing_skip_reports_instead_of_computing(tmp_path):
         sweep.execute(runs, params, tmp_path, missing="later", splits=given)
 
 
+def test_coverage_counts_seeds_with_results_per_cell(tmp_path):
+    split, params = planted_split(), experiment.profile_params("test", progress=False)
+    given = {("planted", "temporal"): split}
+    runs = _planted(params, models=["MF-BPR", "MostPopular"], seeds=[0, 1, 2])  # MostPopular: one run, no seeds
+    mf = [r for r in runs if r.model == "MF-BPR"]
+    sweep.execute([mf[0], mf[2]], params, tmp_path, splits=given, progress=False, log=None)
+    out = sweep.execute(runs, params, tmp_path, missing="skip", splits=given, progress=False, log=None)
+    cov = out.coverage().set_index("model")  # 12 result rows per run: counted once per seed, not per row
+    assert cov.loc["MF-BPR", ["done", "planned"]].tolist() == [2, 3] and cov.loc["MF-BPR", "missing"] == [1]
+    assert cov.loc["MostPopular", ["done", "planned"]].tolist() == [0, 1]
+    assert list(cov.index) == ["MF-BPR", "MostPopular"]
+    empty = sweep.execute(runs, params, tmp_path / "none", missing="skip", splits=given, progress=False, log=None)
+    assert empty.coverage().done.tolist() == [0, 0] and empty.coverage().planned.tolist() == [3, 1]
+
+
 @pytest.mark.skipif(not os.environ.get("DQREC_DATA_DIR"), reason="needs the ML-100K mirror (DQREC_DATA_DIR)")
 def test_single_run_command_writes_the_file_the_table_sweep_reads(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DQREC_RESULTS_DIR", str(tmp_path))
