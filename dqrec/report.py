@@ -248,6 +248,21 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
     return out
 
 
+def reference_speed(results_dir: Path) -> pd.DataFrame:
+    """Seconds per training epoch of ours and of RecBole 1.2.1's same model, each pair timed in one run on
+    one machine (``ratios_vs_recbole`` of ``bench/baselines.json``: scripts/recbole_compare.py for the graph
+    and CF models, scripts/recbole_sequential.py ``--speed-epochs`` for the sequential ones, ours on each
+    training scheme); ratio = ours / RecBole (below 1: ours is faster). Empty where nothing was timed."""
+    path = Path(results_dir) / "bench" / "baselines.json"
+    rows = json.loads(path.read_text()).get("ratios_vs_recbole", []) if path.exists() else []
+    return pd.DataFrame([{"model": r["model"], "reference": r["reference"], "data": f"{r['dataset']} {r['split']}",
+                          "trained on": f"{r['ours_train_on']} / {r['reference_train_on']}" if r.get("ours_train_on") else "",
+                          "s/epoch ours": r["ours_seconds"], "s/epoch RecBole": r["reference_seconds"],
+                          "ratio": r["ratio"], "load (1 min)": r["machine"].get("load_average_1min"),
+                          "torch threads": r["machine"].get("torch_threads"), "commit": str(r["git_sha"])[:7]}
+                         for r in rows])
+
+
 # ----------------------------------------------------------------------------------------------
 # The paper's Table 1 claims
 # ----------------------------------------------------------------------------------------------

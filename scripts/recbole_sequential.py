@@ -18,6 +18,14 @@ cache (its per-sample ranks; the run's key, epochs and seconds are recorded) and
 with ``--keep-recbole-rows`` it trains nothing: RecBole's part of each entry already in ``--out`` is kept and
 ours re-read from the cache (after our model's code or training scheme changed). Each entry records the
 scheme ours trained on (``train_on``; RecBole always feeds one prefix per target).
+
+    python scripts/recbole_sequential.py --speed-epochs 2
+
+``--speed-epochs N`` compares speed only: in this one run it trains ours for N epochs on each training
+scheme (its own, "sequences", and RecBole's, "prefixes") and RecBole's model for N epochs, and writes
+seconds per training epoch (validation excluded) and the ratio ours / RecBole to the ``ratios_vs_recbole``
+section of results/bench/baselines.json (beside the graph models' ratios of scripts/recbole_compare.py);
+the accuracy entries of ``--out`` are left as they are.
 """
 from __future__ import annotations
 
@@ -33,6 +41,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_baselines import bench_model, machine_info, update_bench  # noqa: E402
 
 from dqrec import data  # noqa: E402
 from dqrec.baselines.sequential import history  # noqa: E402
@@ -126,6 +137,31 @@ def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h)
                 note="the paper profile's cached Table 1 run (seconds per epoch include validation)")
 
 
+def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int) -> np.lib.npyio.NpzFile:
+    """RecBole's ``model_name`` trained on the exported files ``tmp/name`` (at most ``epochs`` epochs)."""
+    npz = Path(tmp) / f"{model_name}.npz"
+    runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
+    subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(epochs), str(seed),
+                    str(npz), json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN})],
+                   check=True, cwd=tmp)
+    return np.load(npz)
+
+
+def speed_rows(split, model_name: str, epochs: int, seed: int, tmp: str, name: str) -> list[dict]:
+    """Seconds per training epoch of ours on each scheme and of RecBole's ``model_name``, timed in this run
+    one after the other (``epochs`` each, validation excluded; ours: the mean over its epochs, RecBole's:
+    the median); one row per scheme of ours."""
+    run_id = f"recbole-sequential-speed-{int(time.time())}"
+    ours = {scheme: bench_model(model_name, split, epochs, run_id, max_len=MAX_LEN, seed=seed, train_on=scheme)
+            for scheme in ("sequences", "prefixes")}
+    theirs = float(np.median(run_recbole(tmp, name, model_name, epochs, seed)["epoch_seconds"]))
+    return [dict(model=model_name, reference=f"RecBole {model_name}", dataset=split.name, split=split.kind,
+                 ours_train_on=scheme, reference_train_on="prefixes", epochs=epochs,
+                 ours_seconds=row["train_seconds"], reference_seconds=round(theirs, 3),
+                 ratio=round(row["train_seconds"] / theirs, 3), run_id=run_id, git_sha=git_sha(),
+                 machine=machine_info()) for scheme, row in ours.items()]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="ml-100k")
@@ -138,6 +174,8 @@ def main():
     ap.add_argument("--keep-recbole-rows", action="store_true",
                     help="with --cached: train nothing, keep RecBole's part of each entry in --out, re-read ours")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
+    ap.add_argument("--speed-epochs", type=int, default=0,
+                    help="only time N training epochs of each side (ours on both schemes) and write the ratios")
     args = ap.parse_args()
     if args.keep_recbole_rows and not args.cached:
         ap.error("--keep-recbole-rows needs --cached (ours from the run cache)")
@@ -149,6 +187,12 @@ def main():
         with_history = export(split, Path(tmp), name)
         test = split.test
         test_h = test.loc[test.index.intersection(with_history)]
+        if args.speed_epochs:
+            for model_name in args.models:
+                rows = speed_rows(split, model_name, args.speed_epochs, args.seed, tmp, name)
+                update_bench(rows, key=("model", "dataset", "split", "ours_train_on"), section="ratios_vs_recbole")
+                print(json.dumps(rows, indent=1), flush=True)
+            return
         for model_name in args.models:
             entry = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
             if args.cached:
@@ -172,15 +216,9 @@ def main():
                 ours_part = dict(test_with_history=metrics(ours, test_h, split), test_all=metrics(ours, test, split),
                                  epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
                                  seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds)
-            npz = Path(tmp) / f"{model_name}.npz"
             t0 = time.time()
-            runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
-            subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(args.epochs),
-                            str(args.seed), str(npz),
-                            json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN})],
-                           check=True, cwd=tmp)
+            rb = run_recbole(tmp, name, model_name, args.epochs, args.seed)
             recbole_seconds = time.time() - t0
-            rb = np.load(npz)
             table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
             report[entry] = dict(
                 dataset=args.dataset, split=args.split, model=model_name, seed=args.seed, max_epochs=args.epochs,

@@ -237,6 +237,24 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     assert t.loc[2, "trained on"] == "sequences / prefixes"
 
 
+def test_reference_speed_reads_the_ratios_timed_in_one_run(tmp_path):
+    import json
+
+    assert report.reference_speed(tmp_path).empty
+    machine = dict(load_average_1min=1.9, torch_threads=1)
+    rows = [dict(model="LightGCN", reference="RecBole LightGCN", dataset="ml-100k", split="temporal", ours_seconds=2.0,
+                 reference_seconds=4.0, ratio=0.5, git_sha="abcdef0123", machine=machine),
+            dict(model="SASRec", reference="RecBole SASRec", dataset="ml-100k", split="temporal", ours_train_on="prefixes",
+                 reference_train_on="prefixes", ours_seconds=90.0, reference_seconds=60.0, ratio=1.5, git_sha="abc",
+                 machine=machine)]
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "baselines.json").write_text(json.dumps({"epochs": [], "ratios_vs_recbole": rows}))
+    t = report.reference_speed(tmp_path)
+    assert t["s/epoch ours"].tolist() == [2.0, 90.0] and t["s/epoch RecBole"].tolist() == [4.0, 60.0]
+    assert t["ratio"].tolist() == [0.5, 1.5] and t["trained on"].tolist() == ["", "prefixes / prefixes"]
+    assert t.loc[0, "commit"] == "abcdef0" and t.loc[0, "load (1 min)"] == 1.9
+
+
 def test_plain_wraps_only_the_columns_asked_for():
     import re
 
