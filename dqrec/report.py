@@ -400,6 +400,43 @@ def claim_family_order(summary: pd.DataFrame, paper: pd.DataFrame, evidence: str
                  "not every block has every model of either family).", evidence)
 
 
+GRAPH_ORDER_MODELS = ("NCF", "NGCF", "LGCN", "SimRec", "HCCF")  # the paper's CF and graph baselines (its names)
+
+
+def claim_baseline_order(summary: pd.DataFrame, paper: pd.DataFrame, models=GRAPH_ORDER_MODELS,
+                         evidence: str = "04_table1", metric: str = "Recall", k: int = 10) -> Claim:
+    """Table 1's order of ``models`` on MovieLens (read from ``paper``, in-batch ``metric@k``), tested on
+    every (data set, split) of ``summary`` where at least two of them ran: of each block's pairs, how many
+    we order as the paper does (means over seeds). Reproduced when every pair of every block agrees,
+    partly when more than half of all pairs do, not reproduced otherwise."""
+    label = f"{metric}@{k}"
+    p = paper[(paper.dataset == "MovieLens") & (paper.metric == label)].set_index("model").value
+    order = sorted((m for m in models if m in p.index), key=lambda m: p[m])  # worst first
+    ours_name = {m: registry_name(m) for m in order}
+    claim = ("The paper's CF and graph baselines rank on MovieLens as " + " < ".join(
+        f"{ours_name[m]} {p[m]:.4f}" for m in order) + f" ({label}).")
+    s = summary[(summary.protocol == "in_batch") & (summary.metric == metric) & (summary.k == k)]
+    blocks, agree, pairs = [], 0, 0
+    for (dataset, split), g in s.groupby(["dataset", "split"], sort=False):
+        means = g.set_index("model")["mean"]
+        ran = [ours_name[m] for m in order if ours_name[m] in means.index]
+        if len(ran) < 2:
+            continue
+        together = [(a, b) for i, a in enumerate(ran) for b in ran[i + 1:]]  # a below b in the paper
+        held = sum(means[a] < means[b] for a, b in together)
+        agree, pairs = agree + held, pairs + len(together)
+        blocks.append(f"{dataset}, {split} split: " + " < ".join(f"{m} {means[m]:.4f}" for m in
+                                                                 sorted(ran, key=lambda m: means[m]))
+                      + f" ({held} of {len(together)} pair{'s' * (len(together) > 1)} as in the paper)")
+    if not blocks:
+        return Claim("Table 1", claim, "No data set has two of these models run yet.", "not testable here",
+                     "Needs at least two of them on the same data and split.", evidence)
+    verdict = "reproduced" if agree == pairs else "partly reproduced" if agree > pairs / 2 else "not reproduced"
+    return Claim("Table 1", claim, f"In-batch {label}, ours from worst to best: " + "; ".join(blocks) + ".", verdict,
+                 f"{agree} of {pairs} pairs, over the {len(blocks)} (data set, split) blocks where at least two of "
+                 "them ran, are ordered as in the paper (means over seeds, no interval).", evidence)
+
+
 def merge_claims(claims: list[Claim]) -> list[Claim]:
     """One claim per (section, claim text), in first-seen order: the results joined, the verdict the
     common one, or 'partly reproduced' where the parts disagree and any part holds at least partly,

@@ -334,3 +334,17 @@ def test_merged_claims_say_each_reason_once():
              Claim("Table 1", "c", "ours b.", "not reproduced", "Judged by intervals. On the random split 11 ran.", "e")]
     (merged,) = merge_claims(parts)
     assert merged.why == "Judged by intervals. On the temporal split 10 ran. On the random split 11 ran."
+
+
+def test_baseline_order_claim_counts_pairs_in_the_papers_order():
+    paper = paper_table("table1_overall")  # MovieLens Recall@10: NCF < NGCF < LightGCN < SimRec < HCCF
+    same = summary_of({"NCF": 0.01, "NGCF": 0.02, "LightGCN": 0.03, "HCCF": 0.05}, dataset="ml-100k", split="temporal")
+    c = report.claim_baseline_order(same, paper)
+    assert c.verdict == "reproduced" and "6 of 6 pairs" in c.ours
+    assert c.claim.index("NCF") < c.claim.index("NGCF") < c.claim.index("LightGCN") < c.claim.index("HCCF")
+    flipped = summary_of({"NCF": 0.05, "NGCF": 0.04, "LightGCN": 0.03}, dataset="ml-1m", split="random")
+    assert report.claim_baseline_order(flipped, paper).verdict == "not reproduced"
+    both = report.claim_baseline_order(pd.concat([same, flipped]), paper)
+    assert both.verdict == "partly reproduced" and "6 of 9 pairs" in both.why  # 6 + 0 of 6 + 3
+    one = summary_of({"NCF": 0.05, "SASRec": 0.2}, dataset="ml-1m", split="temporal")
+    assert report.claim_baseline_order(one, paper).verdict == "not testable here"
