@@ -615,6 +615,24 @@ def verdict_summary(claims: pd.DataFrame, prefix: str = "", chapters=None) -> st
     return "\n".join(lines)
 
 
+def coverage_summary(coverage: pd.DataFrame, table: str = "Table 1") -> str:
+    """One Markdown paragraph on what ``table``'s verdicts stand on, from a coverage frame
+    (:meth:`dqrec.sweep.Outcome.coverage`: model, dataset, split, done, planned): runs done of planned,
+    the models with no run at all, and those that ran on only some (data set, split) cells."""
+    done, planned = int(coverage.done.sum()), int(coverage.planned.sum())
+    by_model = coverage.groupby("model", sort=False).agg(done=("done", "sum"), cells=("done", "size"),
+                                                         filled=("done", lambda d: int((d > 0).sum())))
+    none = list(by_model.index[by_model.done == 0])
+    some = [f"{m} ({r.filled} of {r.cells})" for m, r in by_model.iterrows() if 0 < r.filled < r.cells]
+    text = f"{table}'s verdicts stand on **{done} of the {planned} runs planned** ({done / planned:.0%})."
+    if none:
+        text += f" No run yet: {', '.join(none)}."
+    if some:
+        text += f" Run on some (data set, split) cells only: {', '.join(some)}."
+    return text + (" A missing run is compute not spent yet, not a model that failed: the table's chapter lists "
+                   "each." if done < planned else "")
+
+
 def verdict_details(claims: pd.DataFrame, prefix: str = "", chapters=None) -> str:
     """Markdown: per section a heading, then each claim with ours, verdict, why and the evidence link."""
     out = []

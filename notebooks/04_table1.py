@@ -95,7 +95,10 @@ print(f"{len(results)} rows from {len(runs)} runs; fit + evaluation time of the 
 # each), not because the model scored nothing.
 
 # %%
-plots.run_coverage(table1.coverage(), models, title="Table 1")
+coverage = table1.coverage()
+write_table(coverage, "table1_coverage", params)
+display(Markdown(report.coverage_summary(coverage)))
+plots.run_coverage(coverage, models, title="Table 1")
 plt.show()
 
 # %% [markdown]

@@ -348,3 +348,14 @@ def test_baseline_order_claim_counts_pairs_in_the_papers_order():
     assert both.verdict == "partly reproduced" and "6 of 9 pairs" in both.why  # 6 + 0 of 6 + 3
     one = summary_of({"NCF": 0.05, "SASRec": 0.2}, dataset="ml-1m", split="temporal")
     assert report.claim_baseline_order(one, paper).verdict == "not testable here"
+
+
+def test_coverage_summary_counts_runs_and_names_what_has_none():
+    cov = pd.DataFrame(dict(model=["DQRec", "DQRec", "DuoRec", "DuoRec", "NGCF", "NGCF"],
+                            dataset=["ml-1m", "ml-100k"] * 3, split="temporal",
+                            done=[3, 3, 0, 0, 1, 0], planned=[3, 3, 3, 3, 3, 3]))
+    text = report.coverage_summary(cov)
+    assert "7 of the 18 runs planned" in text and "(39%)" in text
+    assert "No run yet: DuoRec." in text and "NGCF (1 of 2)" in text and "DQRec (" not in text
+    full = report.coverage_summary(cov.assign(done=cov.planned))
+    assert "18 of the 18" in full and "No run yet" not in full and "missing" not in full.lower()
