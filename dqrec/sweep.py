@@ -79,10 +79,10 @@ class Outcome:
                                     **dict(r.labels)) for r in self.missing], columns=keys + ["seed", "done"])
         runs = pd.concat([d for d in (done, absent) if len(d)], ignore_index=True) if len(done) + len(absent) \
             else pd.DataFrame(columns=keys + ["seed", "done"])
+        runs = runs.assign(done=runs.done.astype(bool), absent=lambda r: r.seed.where(~r.done))
         cells = runs.groupby(keys, sort=False, dropna=False)
         return pd.DataFrame({"done": cells.done.sum().astype(int), "planned": cells.size(),
-                             "missing": cells.apply(lambda g: sorted(g.seed[~g.done.astype(bool)].tolist()),
-                                                    include_groups=False)}).reset_index()
+                             "missing": cells.absent.agg(lambda s: sorted(int(v) for v in s.dropna()))}).reset_index()
 
 
 # --------------------------------------------------------------------------------------------
