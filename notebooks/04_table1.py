@@ -58,7 +58,7 @@ from dqrec.evaluate import equivalent_full_k
 from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, paper_table,
                               model_settings, profile_params, results_dir, pair_findings, scheme_comparison, scheme_findings,
                               summarise, table1_findings,
-                              run_machines, training_summary, write_table)
+                              run_machines, run_minutes, training_summary, write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
@@ -116,6 +116,15 @@ HTML(report.plain(training_summary(results).merge(run_machines(results_dir(profi
 
 # %%
 print("grids:", TUNING_GRIDS)
+
+# %% [markdown]
+# What a run costs: minutes per run (training until validation stopped it, then both evaluations of
+# the test split), mean over seeds, on the machine the table above names (a 2-core CPU unless it says
+# a GPU). Empty: no run yet.
+
+# %%
+HTML(report.plain(run_minutes(results, models).round(1).reset_index().rename(columns={"model": "minutes per run"}),
+                  "Minutes per run (fit + test evaluation, mean over seeds)"))
 
 # %% [markdown]
 # ### The settings each model ran with

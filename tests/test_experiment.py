@@ -260,3 +260,14 @@ def test_rekey_verification_tells_a_recomputed_run_from_a_different_one(tmp_path
     later = copy.deepcopy(record)
     later["history"][0]["valid"] += 1e-12
     assert "histories differ" in rekey.same_run(path, (res, ranks, later))
+
+
+def test_run_minutes_is_one_cell_per_model_and_data_mean_over_seeds():
+    rows = [dict(dataset=d, split="temporal", model=m, seed=s, fit_seconds=f, eval_seconds=60.0, metric=metric)
+            for d, m, s, f in (("ml-1m", "NCF", 0, 540.0), ("ml-1m", "NCF", 1, 660.0), ("ml-100k", "NCF", 0, 0.0),
+                               ("ml-100k", "SASRec", 0, 120.0)) for metric in ("Recall", "NDCG")]  # 2 rows per run
+    table = experiment.run_minutes(pd.DataFrame(rows), ["SASRec", "NCF", "DuoRec"])
+    assert list(table.index) == ["SASRec", "NCF", "DuoRec"] and list(table.columns) == ["ml-1m temporal", "ml-100k temporal"]
+    assert table.loc["NCF", "ml-1m temporal"] == 11.0 and table.loc["NCF", "ml-100k temporal"] == 1.0
+    assert table.loc["SASRec", "ml-100k temporal"] == 3.0 and table.loc["DuoRec"].isna().all()
+    assert np.isnan(table.loc["SASRec", "ml-1m temporal"])
