@@ -111,8 +111,9 @@ plt.show()
 # are only comparable between runs of the same machine.
 
 # %%
-HTML(report.plain(training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
-                                                 on=["dataset", "split", "model"]).round(1)))
+ended = training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
+                                       on=["dataset", "split", "model"]).round(1)
+HTML(report.plain(ended, wrap=["computed_on", "tuned"]))
 
 # %%
 print("grids:", TUNING_GRIDS)
@@ -123,7 +124,7 @@ print("grids:", TUNING_GRIDS)
 # a GPU). Empty: no run yet.
 
 # %%
-HTML(report.plain(run_minutes(results, models).round(1).reset_index().rename(columns={"model": "minutes per run"}),
+HTML(report.plain(run_minutes(results, models).round(2).reset_index().rename(columns={"model": "minutes per run"}),
                   "Minutes per run (fit + test evaluation, mean over seeds)"))
 
 # %% [markdown]
@@ -136,7 +137,7 @@ HTML(report.plain(run_minutes(results, models).round(1).reset_index().rename(col
 # `n_layers` is its own depth (propagation layers of LightGCN, NGCF and HCCF, MLP layers of NCF).
 
 # %%
-HTML(report.plain(model_settings(models, params), "Settings of each model", wrap=["settings"]))
+HTML(report.plain(model_settings(models, params), "Settings of each model", wrap=["settings", "from_profile"]))
 
 # %% [markdown]
 # ### How the sequential models see their training data: windows or prefixes
@@ -170,8 +171,10 @@ else:
 # the results file this page wrote and the checksums of the data sets it read.
 
 # %%
-display(HTML(report.plain(report.run_provenance(results, results_dir(profile) / "runs"), "Runs behind Table 1")))
-HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(profile))]), "The results file"))
+display(HTML(report.plain(report.run_provenance(results, results_dir(profile) / "runs"), "Runs behind Table 1",
+                          wrap=["commits", "data"])))
+HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(profile))]), "The results file",
+                  wrap=["checksums"]))
 
 # %% [markdown]
 # ## Our Table 1

@@ -77,7 +77,7 @@ HTML(report.plain(deviations[deviations.kind != "as paper"]))
 # %%
 tables = sorted(p.stem for p in root.glob("*.json") if p.with_suffix(".csv").exists())
 written = pd.DataFrame([report.table_provenance(name, root) for name in tables])
-HTML(report.plain(written))
+HTML(report.plain(written, wrap=["checksums"]))
 
 # %% [markdown]
 # ## The runs behind each table
@@ -92,7 +92,8 @@ run_tables = [name for name in tables if {"seed", "git_sha", "model"} <= set(pd.
                                                                                         nrows=0).columns)]
 for name in run_tables:
     display(Markdown(f"### {name}"))
-    display(HTML(report.plain(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"))))
+    display(HTML(report.plain(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"),
+                              wrap=["commits", "data"])))
 
 # %% [markdown]
 # ## Runs carried over a change of their code
