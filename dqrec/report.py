@@ -606,10 +606,11 @@ def verdict_counts(claims: pd.DataFrame) -> str:
     return ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
 
 
-def verdict_summary(claims: pd.DataFrame, prefix: str = "", chapters=None) -> str:
-    """Markdown: the counts, then one table row per claim (section, claim, verdict, evidence link)."""
-    lines = [f"Of the paper's {len(claims)} claims tested: **{verdict_counts(claims)}**.", "",
-             "| Section | Claim | Verdict | Evidence |", "| --- | --- | --- | --- |"]
+def verdict_summary(claims: pd.DataFrame, prefix: str = "", chapters=None, note: str = "") -> str:
+    """Markdown: the counts, ``note`` (e.g. :func:`coverage_summary`), then one table row per claim
+    (section, claim, verdict, evidence link)."""
+    lines = [f"Of the paper's {len(claims)} claims tested: **{verdict_counts(claims)}**." + (f" {note}" if note else ""),
+             "", "| Section | Claim | Verdict | Evidence |", "| --- | --- | --- | --- |"]
     lines += [f"| {_md(c.section)} | {_md(c.claim)} | **{c.verdict}** | {evidence_link(c.evidence, prefix, chapters)} |"
               for c in claims.itertuples()]
     return "\n".join(lines)

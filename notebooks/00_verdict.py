@@ -49,8 +49,8 @@ print(f"{len(claims)} claims from {root.relative_to(ROOT) if root.is_relative_to
 
 # %%
 coverage = root / "table1_coverage.csv"
-Markdown(report.verdict_summary(claims, chapters=chapters) + "\n\n"
-         + (report.coverage_summary(pd.read_csv(coverage)) if coverage.exists() else ""))
+Markdown(report.verdict_summary(claims, chapters=chapters,
+                                note=report.coverage_summary(pd.read_csv(coverage)) if coverage.exists() else ""))
 
 # %% [markdown]
 # ## Claim by claim
