@@ -380,5 +380,6 @@ available = {name: why_not_run(name) for name in ("Books", "Netflix")}
 claims = report.claims_table1(summary, diffs, paper, main, splits, available) + [report.claim_family_order(summary, paper),
                                                                             report.claim_baseline_order(summary, paper)]
 write_table(report.claims_frame(claims), "table1_claims", params)
-Markdown("\n".join(f"- **{c.claim}** {c.ours} Verdict: *{c.verdict}*. {c.why}" for c in claims)
+Markdown(report.coverage_summary(coverage) + "\n\n"
+         + "\n".join(f"- **{c.claim}** {c.ours} Verdict: *{c.verdict}*. {c.why}" for c in claims)
          + "\n\n" + table1_findings(summary))
