@@ -74,12 +74,12 @@ class Outcome:
         seeds; what a table was computed from, and what it still lacks."""
         labels = [c for c in self.results.columns if c not in experiment.RUN_COLUMNS]
         keys = ["model", "dataset", "split"] + labels
-        done = self.results.drop_duplicates(keys + ["seed"])[keys + ["seed"]].assign(done=True)
-        absent = pd.DataFrame([dict(model=r.model, dataset=r.dataset, split=r.split, seed=r.seed, done=False,
-                                    **dict(r.labels)) for r in self.missing], columns=keys + ["seed", "done"])
-        runs = pd.concat([d for d in (done, absent) if len(d)], ignore_index=True) if len(done) + len(absent) \
-            else pd.DataFrame(columns=keys + ["seed", "done"])
-        runs = runs.assign(done=runs.done.astype(bool), absent=lambda r: r.seed.where(~r.done))
+        ran = self.results[keys + ["seed"]].drop_duplicates().to_dict("records")
+        runs = pd.DataFrame([dict(r, done=True) for r in ran] + [
+            dict(model=r.model, dataset=r.dataset, split=r.split, seed=r.seed, done=False, **dict(r.labels))
+            for r in self.missing], columns=keys + ["seed", "done"])
+        done = runs.done.astype(bool)  # object dtype when there are no runs at all
+        runs = runs.assign(done=done, absent=runs.seed.where(~done))
         cells = runs.groupby(keys, sort=False, dropna=False)
         return pd.DataFrame({"done": cells.done.sum().astype(int), "planned": cells.size(),
                              "missing": cells.absent.agg(lambda s: sorted(int(v) for v in s.dropna()))}).reset_index()
