@@ -66,7 +66,7 @@ scope
 
 # %%
 deviations = report.profile_deviations(PROFILES)
-HTML(report.plain(deviations[deviations.kind != "as paper"]))
+HTML(report.plain(deviations[deviations.kind != "as paper"], wrap=["ours"]))
 
 # %% [markdown]
 # ## Provenance of each results table
@@ -76,6 +76,9 @@ HTML(report.plain(deviations[deviations.kind != "as paper"]))
 
 # %%
 tables = sorted(p.stem for p in root.glob("*.json") if p.with_suffix(".csv").exists())
+if not tables:
+    raise FileNotFoundError(f"no results tables in {root}: this chapter reports on them, so execute chapters 01-08 "
+                            f"under the {profile!r} profile first (python scripts/build_book.py --profile {profile})")
 written = pd.DataFrame([report.table_provenance(name, root) for name in tables])
 HTML(report.plain(written, wrap=["checksums"]))
 
