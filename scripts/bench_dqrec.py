@@ -135,7 +135,8 @@ def epoch_bench(split, aug, precision: str) -> dict:
                                      (steps["forward_seconds"] + steps["backward_seconds"]) / floor["epoch_seconds"], 2),
                                  floor_meets_target=floor["epoch_seconds"] <= 5.0,
                                  gemm_bound_meets_target=floor["gemm_bound"]["epoch_seconds"] <= 5.0),
-                device=str(model.device_), torch_threads=torch.get_num_threads(), git_sha=git_sha())
+                device=str(model.device_), torch_threads=torch.get_num_threads(),
+                load_average_1min=round(os.getloadavg()[0], 2), git_sha=git_sha())
 
 
 def main():
