@@ -61,12 +61,15 @@ scope = report.profile_scope(PROFILES)
 scope
 
 # %% [markdown]
-# Against what the paper states: each profile's departures ("deviation") and the choices we had to
-# make where the paper says nothing ("paper silent").
+# Against what the paper states: where this page's profile departs from the paper, and the choices we
+# had to make where the paper says nothing (the smoke profiles' scope is in the table above).
 
 # %%
 deviations = report.profile_deviations(PROFILES)
-HTML(report.plain(deviations[deviations.kind != "as paper"], wrap=["ours"]))
+ours = deviations[deviations.profile == profile]
+for kind, caption in (("deviation", "departs from the paper"), ("paper silent: our choice", "chooses where the paper is silent")):
+    display(HTML(report.plain(ours[ours.kind == kind][["item", "paper", "ours"]], f"Where the {profile} profile {caption}",
+                              wrap=["ours"])))
 
 # %% [markdown]
 # ## Provenance of each results table
@@ -117,7 +120,6 @@ HTML(report.plain(rekeyed, wrap=("models",))) if len(rekeyed) else Markdown("No 
 
 # %%
 deviating = {prof: int((hparams[prof] != "as paper").sum()) for prof in PROFILES}
-ours = deviations[deviations.profile == profile]
 Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hparams)} stated hyper-parameters, the "
          + ", ".join(f"`{prof}` profile changes {n}" for prof, n in deviating.items()) + ". "
          + f"In scope, the `{profile}` profile deviates from the paper in "
