@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from numba import njit
 from torch import nn
@@ -68,18 +67,50 @@ def _take(ptr, values, rows):
 
 def bags(parts: list[tuple[np.ndarray, np.ndarray]], n_rows: int, mode: str = "mean") -> dict:
     """One bag set from several (values, offsets) sets, ready for :class:`BagPool` on a table of
-    ``n_rows``: values, offsets, and the (n_rows, n_bags) transposed pooling matrix its backward uses."""
+    ``n_rows``: values, offsets (tensors) and the (n_rows, n_bags) transposed pooling matrix its
+    backward uses (a CSR tensor: entry (r, b) = 1/len(b) per occurrence of row r in bag b for
+    "mean", 1 for "sum"; duplicates summed, columns sorted: scipy's canonical CSR)."""
     values, offsets, shift = [], [], 0
     for v, o in parts:
         values.append(v)
         offsets.append(o + shift)
         shift += len(v)
-    values, offsets = np.concatenate(values), np.concatenate(offsets)
-    lengths = np.diff(np.append(offsets, len(values)))
-    owner = np.repeat(np.arange(len(offsets)), lengths)
-    weight = (1.0 / np.maximum(lengths, 1))[owner] if mode == "mean" else np.ones(len(values))
-    pool_t = sp.csr_matrix((weight.astype(np.float32), (values, owner)), shape=(n_rows, len(offsets)))
-    return dict(values=values, offsets=offsets, pool_t=pool_t, mode=mode)
+    values, offsets = np.concatenate(values).astype(np.int64), np.concatenate(offsets).astype(np.int64)
+    indptr, columns, weights = _pool_transpose(values, offsets, n_rows, mode == "mean")
+    pool_t = torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(columns), torch.from_numpy(weights),
+                                     size=(n_rows, len(offsets)))
+    return dict(values=torch.from_numpy(values), offsets=torch.from_numpy(offsets), pool_t=pool_t, mode=mode)
+
+
+@njit(cache=True)
+def _pool_transpose(values, offsets, n_rows, mean):
+    """CSR (indptr, columns, float32 weights) of the pooling matrix's transpose; one pass per entry.
+    Bags are visited in order, so a row's columns come out sorted and a row repeated within a bag
+    lands next to its earlier entry, where its weight is added (float32, as scipy sums duplicates)."""
+    n, n_bags = len(values), len(offsets)
+    start = np.zeros(n_rows + 1, np.int64)
+    for e in range(n):
+        start[values[e] + 1] += 1
+    start = np.cumsum(start)
+    end = start[:-1].copy()
+    columns, weights = np.empty(n, np.int64), np.empty(n, np.float32)
+    for b in range(n_bags):
+        stop = offsets[b + 1] if b + 1 < n_bags else n
+        w = np.float32(1.0 / max(stop - offsets[b], 1)) if mean else np.float32(1.0)
+        for e in range(offsets[b], stop):
+            r, p = values[e], end[values[e]]
+            if p > start[r] and columns[p - 1] == b:
+                weights[p - 1] += w
+            else:
+                columns[p], weights[p], end[r] = b, w, p + 1
+    indptr = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        indptr[r + 1] = indptr[r] + end[r] - start[r]
+    out_columns, out_weights = np.empty(indptr[-1], np.int64), np.empty(indptr[-1], np.float32)
+    for r in range(n_rows):
+        out_columns[indptr[r]:indptr[r + 1]] = columns[start[r]:end[r]]
+        out_weights[indptr[r]:indptr[r + 1]] = weights[start[r]:end[r]]
+    return indptr, out_columns, out_weights
 
 
 class BagPool(torch.autograd.Function):
@@ -306,16 +337,12 @@ class DQRec(Recommender):
         return {k: self._to_device(v) for k, v in out.items()}
 
     def _to_device(self, value):
-        """Arrays, bag dicts and sparse matrices of :meth:`_inputs` as tensors on the model's device."""
+        """Arrays, tensors and bag dicts of :meth:`_inputs` as tensors on the model's device."""
         if isinstance(value, dict):
             return {k: self._to_device(v) for k, v in value.items()}
         if isinstance(value, np.ndarray):
-            return torch.from_numpy(value).to(self.device_)
-        if sp.issparse(value):
-            return torch.sparse_csr_tensor(torch.from_numpy(value.indptr.astype(np.int64)),
-                                           torch.from_numpy(value.indices.astype(np.int64)),
-                                           torch.from_numpy(value.data), size=value.shape).to(self.device_)
-        return value
+            value = torch.from_numpy(value)
+        return value.to(self.device_) if isinstance(value, torch.Tensor) else value
 
     # ------------------------------------------------------------------ scoring
     def scorer(self, part: str) -> "PartScorer":

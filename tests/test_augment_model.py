@@ -195,13 +195,19 @@ def test_bag_pooling_forward_and_gradient_are_embedding_bags(mode):
     for chunk in np.array_split(lengths, 3):
         values = rng.integers(0, 15, chunk.sum())  # a small table: the same row twice in a bag happens
         parts.append((values, np.cumsum(chunk) - chunk))
-    bag = bags(parts, 15, mode)
-    assert bag["pool_t"].nnz < len(bag["values"])  # duplicates were summed into one entry
-    csr = bag["pool_t"]
-    tensors = dict(values=torch.from_numpy(bag["values"]), offsets=torch.from_numpy(bag["offsets"]), mode=mode,
-                   pool_t=torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
-                                                  torch.from_numpy(csr.indices.astype(np.int64)),
-                                                  torch.from_numpy(csr.data), size=csr.shape))
+    tensors = bags(parts, 15, mode)
+    # the transposed pooling matrix is scipy's canonical CSR of (row, bag, weight) triplets, bit for bit
+    import scipy.sparse as sp
+    values, offsets = tensors["values"].numpy(), tensors["offsets"].numpy()
+    bag_lengths = np.diff(np.append(offsets, len(values)))
+    owner = np.repeat(np.arange(len(offsets)), bag_lengths)
+    weight = ((1.0 / np.maximum(bag_lengths, 1))[owner] if mode == "mean" else np.ones(len(values))).astype(np.float32)
+    reference = sp.csr_matrix((weight, (values, owner)), shape=(15, len(offsets)))
+    csr = tensors["pool_t"]
+    assert csr.values().numel() < len(values)  # duplicates were summed into one entry
+    np.testing.assert_array_equal(csr.crow_indices().numpy(), reference.indptr)
+    np.testing.assert_array_equal(csr.col_indices().numpy(), reference.indices)
+    np.testing.assert_array_equal(csr.values().numpy(), reference.data)
     table = torch.randn(15, 4).requires_grad_()
     grad_out = torch.randn(len(lengths), 4)
     ours = pool(table, tensors)
