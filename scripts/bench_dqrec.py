@@ -8,13 +8,15 @@
 * epoch: training epochs of DQRec (K=30, L=4, J=128, batch 1024) given the augmentation, with the
   trainer's per-step breakdown (data, forward, backward, optimizer, validation); the median of
   three epochs, in float32 (the default) and with bfloat16 autocast; target <= 5 s. Beside each, in
-  the same run, the reference this machine cannot beat: the towers' dense layers alone (the model's
-  own Tower without semantic IDs, on random inputs of one step's shapes that need gradients, forward
-  and backward of the same loss, no data step and no optimizer), timed over 60 steps and scaled to an
-  epoch's steps. Any implementation of the model computes at least these products, so the epoch is
-  reported as a ratio to this floor, and the floor itself against the 5 s target. Below that floor, the
-  towers' matrix products alone at this machine's measured rate for the step's largest product
-  (:func:`gemm_bound`): what the products would cost with no GELU, data step, optimizer or validation.
+  the same run, a floor for this machine with torch's kernels: the towers' dense layers alone (the
+  model's own Tower without semantic IDs, on random inputs of one step's shapes that need gradients,
+  forward and backward of the same loss, no data step and no optimizer), timed over 60 steps and scaled
+  to an epoch's steps. Any implementation of the model computes at least these layers, so the epoch is
+  reported as a ratio to this floor, and the floor itself against the 5 s target, alone and with the
+  epoch's own optimizer and validation seconds added (what an epoch with a free data step and free
+  pooling would take). Below that floor, an estimate of the towers' matrix products alone at this
+  machine's measured rate for the step's largest product (:func:`gemm_bound`): what the products would
+  cost with no GELU, data step, optimizer or validation.
 * end to end: one DQRec run (representation, DQ-VAE, neighbours, training until validation stops
   it, both evaluations of the test split) with the paper profile's settings; target <= 300 s.
 
@@ -103,8 +105,9 @@ def gemm_bound(steps: int, precision: str, batch_size: int, dim: int, hidden: in
     """Seconds per epoch of the towers' matrix products alone at this machine's own rate: the products'
     floating-point operations (per row 3 dim x hidden + hidden x dim multiply-adds forward, twice that
     backward; 3 B rows per step) over the rate of the step's largest product, (2B, 3 dim) @ (3 dim, hidden),
-    timed alone and back to back. A bound no implementation of these towers beats on this machine with
-    torch's kernels, whatever it does about GELU, the data step, the optimizer or validation."""
+    timed alone and back to back. An estimate, not a proof: smaller products run at lower rates, so
+    it errs low; it says what the products alone would cost with GELU, the data step, the optimizer and
+    validation all free."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, w = torch.randn(2 * batch_size, 3 * dim, dtype=dtype), torch.randn(hidden, 3 * dim, dtype=dtype)
     for _ in range(10):
@@ -127,6 +130,7 @@ def epoch_bench(split, aug, precision: str) -> dict:
     median = sorted(totals)[1]
     steps = {k: sorted(h[k] for h in epochs)[1] for k in epochs[0] if k.endswith("_seconds")}
     floor = dense_floor(len(split.train), precision)
+    floor_rest = floor["epoch_seconds"] + steps["optimizer_seconds"] + steps["validation_seconds"]
     return dict(params=dict(NEIGHBOURS, batch_size=1024, dim=64, hidden=256, precision=precision), epochs=epochs,
                 total_seconds=[round(t, 2) for t in totals], median_total_seconds=round(median, 2),
                 median_steps=steps, target_seconds=5.0, meets_target=median <= 5.0,
@@ -134,6 +138,8 @@ def epoch_bench(split, aug, precision: str) -> dict:
                                  ratio_forward_backward_to_floor=round(
                                      (steps["forward_seconds"] + steps["backward_seconds"]) / floor["epoch_seconds"], 2),
                                  floor_meets_target=floor["epoch_seconds"] <= 5.0,
+                                 floor_plus_optimizer_and_validation_seconds=round(floor_rest, 2),
+                                 floor_plus_optimizer_and_validation_meets_target=floor_rest <= 5.0,
                                  gemm_bound_meets_target=floor["gemm_bound"]["epoch_seconds"] <= 5.0),
                 device=str(model.device_), torch_threads=torch.get_num_threads(),
                 load_average_1min=round(os.getloadavg()[0], 2), git_sha=git_sha())
