@@ -797,6 +797,17 @@ def profile_deviations(profiles: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+DEPARTURE_KINDS = {"deviation": "departs from the paper", "paper silent: our choice": "chooses where the paper is silent"}
+
+
+def profile_departures(deviations: pd.DataFrame, profile: str) -> str:
+    """HTML of two tables of :func:`profile_deviations` rows for ``profile``: where it departs from
+    the paper, then where it chooses what the paper leaves unsaid (item, paper, ours)."""
+    ours = deviations[deviations.profile == profile]
+    return "".join(plain(ours[ours.kind == kind][["item", "paper", "ours"]], f"Where the {profile} profile {caption}",
+                         wrap=["ours"]) for kind, caption in DEPARTURE_KINDS.items())
+
+
 def profile_scope(profiles: dict) -> pd.DataFrame:
     """What each profile runs where the paper is silent or that deviates from it: datasets, seeds,
     training budget, Table 3 and Fig. 3 scope, representation pre-training."""

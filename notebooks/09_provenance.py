@@ -66,10 +66,7 @@ scope
 
 # %%
 deviations = report.profile_deviations(PROFILES)
-ours = deviations[deviations.profile == profile]
-for kind, caption in (("deviation", "departs from the paper"), ("paper silent: our choice", "chooses where the paper is silent")):
-    display(HTML(report.plain(ours[ours.kind == kind][["item", "paper", "ours"]], f"Where the {profile} profile {caption}",
-                              wrap=["ours"])))
+HTML(report.profile_departures(deviations, profile))
 
 # %% [markdown]
 # ## Provenance of each results table
@@ -120,6 +117,7 @@ HTML(report.plain(rekeyed, wrap=("models",))) if len(rekeyed) else Markdown("No 
 
 # %%
 deviating = {prof: int((hparams[prof] != "as paper").sum()) for prof in PROFILES}
+ours = deviations[deviations.profile == profile]
 Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hparams)} stated hyper-parameters, the "
          + ", ".join(f"`{prof}` profile changes {n}" for prof, n in deviating.items()) + ". "
          + f"In scope, the `{profile}` profile deviates from the paper in "

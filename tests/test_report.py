@@ -181,6 +181,19 @@ def test_profile_deviations_name_what_differs_from_the_paper():
     assert report.profile_deviations({"x": same}).set_index("item").loc["Table 1 data sets", "kind"] == "as paper"
 
 
+def test_profile_departures_split_one_profiles_rows_by_kind():
+    dev = report.profile_deviations(PROFILES)
+    html = report.profile_departures(dev, "paper")
+    departs, silent = html.split("chooses where the paper is silent")
+    paper = dev[dev.profile == "paper"]
+    for item in paper[paper.kind == "deviation"].item:
+        assert item in departs and item not in silent
+    for item in paper[paper.kind == "paper silent: our choice"].item:
+        assert item in silent and item not in departs
+    assert PROFILES["test"]["epochs"] != PROFILES["paper"]["epochs"]  # another profile's rows stay out
+    assert f"at most {PROFILES['test']['epochs']} epochs" not in html
+
+
 def test_column_chunks_cover_every_column_once():
     cols = [f"m{i}" for i in range(14)]
     chunks = report.column_chunks(cols, 6)
