@@ -284,6 +284,21 @@ else:
     print("no speed comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py --speed-epochs)")
 
 # %% [markdown]
+# How fast DQRec itself trains: one ML-1M training epoch (K=30, L=4, J=128, batch 1024; the median of
+# three) with its steps, in float32 (the book's runs) and with bfloat16 autocast, beside a floor timed
+# in the same run: the towers' dense layers alone on one step's shapes, forward and backward, scaled to
+# an epoch (`scripts/bench_dqrec.py`, `results/bench/dqrec.json`).
+
+# %%
+epoch_speed = report.epoch_speed(results_dir("paper"))
+if len(epoch_speed):
+    display(HTML(report.plain(epoch_speed.set_index("precision").T.reset_index().rename(columns={"index": "seconds"}),
+                              "One ML-1M DQRec training epoch and its floor (2-core CPU)")))
+    display(Markdown(report.epoch_speed_summary(epoch_speed)))
+else:
+    print("the training epoch has not been timed (scripts/bench_dqrec.py)")
+
+# %% [markdown]
 # ## Before and after converged training
 #
 # The numbers this chapter showed before every model trained to convergence (at most 10 epochs,

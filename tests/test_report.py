@@ -268,6 +268,29 @@ def test_reference_speed_reads_the_ratios_timed_in_one_run(tmp_path):
     assert t.loc[0, "commit"] == "abcdef0" and t.loc[0, "load (1 min)"] == 1.9
 
 
+def test_epoch_speed_says_whether_the_floor_rules_the_target_out(tmp_path):
+    import json
+
+    assert report.epoch_speed(tmp_path).empty
+    (tmp_path / "bench").mkdir()
+
+    def epoch(total, floor, optimizer, validation):
+        steps = dict(data_seconds=1.0, forward_seconds=1.0, backward_seconds=1.0, optimizer_seconds=optimizer,
+                     validation_seconds=validation)
+        return dict(median_total_seconds=total, median_steps=steps, target_seconds=5.0, torch_threads=2,
+                    git_sha="abcdef123", dense_floor=dict(epoch_seconds=floor, gemm_bound=dict(epoch_seconds=1.0),
+                                                          floor_plus_optimizer_and_validation_seconds=floor + optimizer + validation))
+
+    (tmp_path / "bench" / "dqrec.json").write_text(json.dumps({"epoch": {"fp32": epoch(10.0, 4.5, 0.4, 0.6),
+                                                                         "bf16": epoch(4.8, 2.0, 0.4, 0.6)}}))
+    speed = report.epoch_speed(tmp_path)
+    assert list(speed.precision) == ["fp32", "bf16"] and list(speed["epoch s"]) == [10.0, 4.8]
+    assert list(speed["floor + optimizer + validation s"]) == [5.5, 3.0]
+    fp32, bf16 = report.epoch_speed_summary(speed).split(" In bf16")
+    assert "misses the 5 s target" in fp32 and "free data step" in fp32
+    assert "meets the 5 s target" in bf16 and "not ruled out" in bf16
+
+
 def test_plain_wraps_only_the_columns_asked_for():
     import re
 
