@@ -13,7 +13,8 @@ the DOM that Chromium prints). A page fails on:
   pre blocks (MyST puts what it parsed as math into ``.math`` elements), or a ``.math`` element that
   MathJax left untypeset (MathJax is served from the book's ``_static``, so this holds offline);
 * horizontal overflow: a table, figure, image or output wider than the article column unless it
-  scrolls inside its own box, anything clipped by an ``overflow: hidden`` box, or a page wider than
+  scrolls inside its own box, a table that does scroll inside its box (part of it is out of view until
+  the reader scrolls sideways), anything clipped by an ``overflow: hidden`` box, or a page wider than
   the window;
 * a chapter (``notebooks/NN_*.html`` other than the verdict page) without a "What we found" heading.
 """
@@ -76,7 +77,12 @@ CHECK_JS = r"""
       for (let a = el.parentElement; a && a !== article.parentElement; a = a.parentElement) {
         const ox = getComputedStyle(a).overflowX;
         const ar = a.getBoundingClientRect();
-        if ((ox === 'auto' || ox === 'scroll') && ar.right <= box.right + 2) { scrolls = true; break; }
+        if ((ox === 'auto' || ox === 'scroll') && ar.right <= box.right + 2) {
+          scrolls = true;
+          if (el.tagName === 'TABLE' && a.scrollWidth > a.clientWidth + 2)
+            problems.push('table scrolls sideways, ' + (a.scrollWidth - a.clientWidth) + ' px out of view: ' + describe(el));
+          break;
+        }
         if ((ox === 'hidden' || ox === 'clip') && (r.right > ar.right + 2 || r.left < ar.left - 2)) { clipped = a; break; }
       }
       const selfOx = getComputedStyle(el).overflowX;

@@ -83,7 +83,7 @@ def write_book(tmp_path, pages: dict) -> Path:
 def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
     mod = load_check_book()
     broken = {
-        "01_good.html": GOOD.format(cells=WIDE_CELLS),  # a wide table that scrolls inside its box is fine
+        "01_good.html": GOOD.format(cells="<td>a</td><td>b</td>"),
         "02_image.html": GOOD.format(cells="") + "<img src='missing.png'>",
         "03_traceback.html": GOOD.format(cells="") + "<pre class='output traceback'>Traceback (most recent call last):\n"
                                                       "KeyError</pre>",
@@ -94,6 +94,7 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
         "07_clipped.html": GOOD.format(cells="") + "<div style='overflow: hidden; width: 300px'><table><tr>" + WIDE_CELLS
                            + "</tr></table></div>",
         "08_untypeset.html": GOOD.format(cells="") + "<p>MathJax did not run: <span class='math'>\\(a\\)</span></p>",
+        "09_scrolls.html": GOOD.format(cells=WIDE_CELLS),  # in view only once the reader scrolls sideways
         "00_verdict.html": "<h1>Verdict</h1>",  # the verdict page needs no findings section
     }
     report = mod.check_book(write_book(tmp_path, broken))
@@ -101,7 +102,7 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
     assert report["notebooks/00_verdict.html"] == []
     expect = {"02_image": "broken image", "03_traceback": "traceback", "04_math": "un-rendered math",
               "05_overflow": "wider than the page", "06_no_findings": "What we found", "07_clipped": "cut off",
-              "08_untypeset": "math not typeset"}
+              "08_untypeset": "math not typeset", "09_scrolls": "scrolls sideways"}
     for stem, words in expect.items():
         problems = report[f"notebooks/{stem}.html"]
         assert any(words in p for p in problems), (stem, problems)
