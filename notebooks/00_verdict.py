@@ -31,7 +31,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from dqrec import report
-from dqrec.experiment import ROOT, profile_params, results_dir, write_table
+from dqrec.experiment import profile_params, results_dir, write_table
 
 params = profile_params(profile)
 root = results_dir(profile)
@@ -42,7 +42,6 @@ extra = ([report.Claim(**row) for row in pd.read_csv(table1).fillna("").to_dict(
 claims = report.claims_frame(report.collect_claims(root, extra))
 chapters = {p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb")} | {"00_verdict"}  # linked where built
 write_table(claims, "verdict", params)
-print(f"{len(claims)} claims from {root.relative_to(ROOT) if root.is_relative_to(ROOT) else root}/")
 
 # %% [markdown]
 # ## At a glance

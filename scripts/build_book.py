@@ -148,13 +148,16 @@ def verdict_include(profile: str, results: Path, chapters: list[str]) -> str:
 
 def book_page(source: Path, target: Path) -> None:
     """Copy an executed notebook into the book with every code cell's input hidden behind a toggle
-    (readers see prose, tables and figures first; "Show code cell source" reveals the code)."""
+    (readers see prose, tables and figures first; "Show code cell source" reveals the code). The
+    verdict page shows no code at all (tag remove-input): it is outputs of :mod:`dqrec.report`, the
+    page a reader opens first."""
     nb = nbformat.read(source, as_version=4)
+    tag = "remove-input" if source.stem == VERDICT else "hide-input"
     for cell in nb.cells:
         if cell.cell_type == "code":
             tags = cell.metadata.setdefault("tags", [])
-            if "hide-input" not in tags:
-                tags.append("hide-input")
+            if tag not in tags:
+                tags.append(tag)
     nbformat.write(nb, target)
 
 

@@ -129,3 +129,14 @@ def test_book_pages_print_long_cells_whole(monkeypatch, tmp_path):
     assert html and long in html[-1]  # not cut to 'xxx...'
     setup = [c for c in nb.cells if "book-setup" in c.metadata.get("tags", [])]
     assert len(setup) == 1 and "remove-cell" in setup[0].metadata.tags  # not shown on the page
+
+
+def test_verdict_page_shows_no_code_and_chapters_hide_it_behind_a_toggle(monkeypatch, tmp_path):
+    mod, rendered = load_build_book(monkeypatch, tmp_path, {})
+    for stem in ("00_verdict", "04_table1"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("text")])
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+        mod.book_page(tmp_path / f"{stem}.ipynb", tmp_path / f"page_{stem}.ipynb")
+    verdict, chapter = (nbformat.read(tmp_path / f"page_{s}.ipynb", as_version=4).cells[0].metadata.tags
+                        for s in ("00_verdict", "04_table1"))
+    assert verdict == ["remove-input"] and chapter == ["hide-input"]
