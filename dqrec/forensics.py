@@ -409,8 +409,8 @@ def paper_value(metric: str = "Recall@10", model: str = "DQRec", dataset: str = 
 
 
 def beside_paper(results: pd.DataFrame, dataset: str, model: str = "DQRec", protocol: str = "in_batch") -> pd.DataFrame:
-    """``model``'s Recall@5/10/20 and NDCG@10 in each configuration of ``dataset``, beside the paper's
-    MovieLens values, with the ratio ours / paper."""
+    """``model``'s Recall@5/10/20 and NDCG@10 in each configuration of ``dataset`` (4 decimals), beside
+    the paper's MovieLens values, with the ratio ours / paper (3 decimals: the table fits a page)."""
     rows = []
     for metric, k in (("Recall", 5), ("Recall", 10), ("Recall", 20), ("NDCG", 10)):
         e = effects(results, metric, k)
@@ -419,8 +419,11 @@ def beside_paper(results: pd.DataFrame, dataset: str, model: str = "DQRec", prot
         rows += [dict(factor=r.factor, level=r.level, metric=f"{metric}@{k}", ours=r.value, paper=paper,
                       ratio=r.value / paper) for r in e.itertuples()]
     df = pd.DataFrame(rows)
+    df = df.assign(ours=df.ours.round(4), ratio=df.ratio.round(3))
     table = df.pivot_table(index=["factor", "level"], columns="metric", values=["ours", "ratio"], aggfunc="first")
-    return _ordered(table.reindex(columns=["Recall@5", "Recall@10", "Recall@20", "NDCG@10"], level=1))
+    table = _ordered(table.reindex(columns=["Recall@5", "Recall@10", "Recall@20", "NDCG@10"], level=1))
+    # a header may break before its "@K" (a zero-width space) where eight metric columns are wider than the page
+    return table.rename(columns=lambda c: c.replace("@", "\u200b@"), level=1)
 
 
 def missing_models(models) -> list[str]:

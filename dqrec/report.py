@@ -116,11 +116,13 @@ def render(text: pd.DataFrame, means: pd.DataFrame | None = None, caption: str =
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 
-TABLE_CELL_CSS = "white-space: nowrap; padding: 2px 6px; font-size: 0.85em;"
-# cells on one line; a header wraps at its spaces, so long column names do not widen a table past the page
+TABLE_CELL_CSS = "white-space: normal; padding: 2px 4px; font-size: 0.85em;"
+# cells and headers wrap at their spaces where a table would be wider than the page's text column
+# (scripts/check_book.py fails on a table that scrolls sideways); the ``wrap`` columns of :func:`plain`
+# (long names, lists of commits) may break inside a word too
 TABLE_CSS = [{"selector": "td", "props": TABLE_CELL_CSS},
-             {"selector": "th", "props": TABLE_CELL_CSS.replace("nowrap", "normal") + " vertical-align: bottom;"}]
-WRAP_CSS = "white-space: normal; min-width: 20em;"
+             {"selector": "th", "props": TABLE_CELL_CSS + " vertical-align: bottom;"}]
+WRAP_CSS = "overflow-wrap: anywhere;"
 MAX_COLUMNS = 6  # model columns per table: what fits the book's text column at 1280 px
 
 
@@ -133,8 +135,9 @@ def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
 def plain(df: pd.DataFrame, caption: str = "", index: str | None = None, wrap=()) -> str:
     """HTML of a results frame for the book: no row numbers (``index``: keep the index as a first column
     of that name), words for column names, integers with thousands separators (also integral floats,
-    e.g. from a transpose), other floats to 4 significant digits, cells on one line but those of the
-    columns ``wrap`` (long text, e.g. a parameter list, wraps at its spaces), a caption above."""
+    e.g. from a transpose), other floats to 4 significant digits, cells that wrap at their spaces where
+    the table would be wider than the page, those of the columns ``wrap`` (long names, lists of
+    commits) also inside a word, a caption above."""
     if index is not None:
         df = df.reset_index(names=index)
     df = df.rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)

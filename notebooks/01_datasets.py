@@ -34,12 +34,13 @@ import warnings
 
 import pandas as pd
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 
 from dqrec import data, plots
 from dqrec.experiment import (check_params, history_lengths, paper_table, profile_params, results_dir,
                               table2_beside_paper, timer, write_table)
 from dqrec.findings import claims_datasets, to_markdown
+from dqrec.report import plain
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, main_dataset=main_dataset, seed=seed)
@@ -82,7 +83,7 @@ pd.Series(missing, name="why it is missing").to_frame()
 # ## Beside the paper's Table 2
 
 # %%
-table2_beside_paper(stats)
+HTML(plain(table2_beside_paper(stats)))
 
 # %% [markdown]
 # ### The ML-1M row does not add up

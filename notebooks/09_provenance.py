@@ -110,7 +110,7 @@ for name in run_tables:
 
 # %%
 rekeyed = report.rekey_log(root)
-HTML(report.plain(rekeyed, wrap=("models",))) if len(rekeyed) else Markdown("No run was carried over a code change.")
+HTML(report.plain(rekeyed, wrap=("models", "run recomputed", "code change"))) if len(rekeyed) else Markdown("No run was carried over a code change.")
 
 # %% [markdown]
 # ## What we found

@@ -42,7 +42,9 @@ CHECK_JS = r"""
     if (el.id) s += '#' + el.id;
     if (el.className && typeof el.className === 'string') s += '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.');
     const cap = el.querySelector && el.querySelector('caption');
-    return s + (cap ? ' "' + cap.textContent.trim().slice(0, 60) + '"' : '');
+    if (cap) return s + ' "' + cap.textContent.trim().slice(0, 60) + '"';
+    const heads = el.tagName === 'TABLE' ? Array.from(el.querySelectorAll('th')).slice(0, 5).map(h => h.textContent.trim()) : [];
+    return s + (heads.length ? ' with columns ' + heads.join(' | ').slice(0, 80) : '');
   }
   function overhang(el) {  // px of content past the box's right edge (typeset math: its container's glyph box)
     const mjx = el.matches('.math') && el.querySelector('mjx-container');
@@ -86,6 +88,8 @@ CHECK_JS = r"""
         if ((ox === 'hidden' || ox === 'clip') && (r.right > ar.right + 2 || r.left < ar.left - 2)) { clipped = a; break; }
       }
       const selfOx = getComputedStyle(el).overflowX;
+      if (el.tagName === 'TABLE' && (selfOx === 'auto' || selfOx === 'scroll') && el.scrollWidth > el.clientWidth + 2)
+        problems.push('table scrolls sideways, ' + (el.scrollWidth - el.clientWidth) + ' px out of view: ' + describe(el));
       if (clipped) problems.push('cut off by an overflow:hidden box: ' + describe(el));
       else if (!scrolls && (r.right > box.right + 2 || r.left < box.left - 2))
         problems.push('wider than the page (' + Math.round(r.width) + ' px, column ' + Math.round(box.width) + ' px): ' + describe(el));

@@ -95,6 +95,8 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
                            + "</tr></table></div>",
         "08_untypeset.html": GOOD.format(cells="") + "<p>MathJax did not run: <span class='math'>\\(a\\)</span></p>",
         "09_scrolls.html": GOOD.format(cells=WIDE_CELLS),  # in view only once the reader scrolls sideways
+        "10_table_scrolls.html": GOOD.format(cells="") + "<table style='display: block; overflow-x: auto'><tr>"
+                                 + WIDE_CELLS + "</tr></table>",  # the table its own scroll box, as the theme styles it
         "00_verdict.html": "<h1>Verdict</h1>",  # the verdict page needs no findings section
     }
     report = mod.check_book(write_book(tmp_path, broken))
@@ -102,7 +104,8 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
     assert report["notebooks/00_verdict.html"] == []
     expect = {"02_image": "broken image", "03_traceback": "traceback", "04_math": "un-rendered math",
               "05_overflow": "wider than the page", "06_no_findings": "What we found", "07_clipped": "cut off",
-              "08_untypeset": "math not typeset", "09_scrolls": "scrolls sideways"}
+              "08_untypeset": "math not typeset", "09_scrolls": "scrolls sideways",
+              "10_table_scrolls": "scrolls sideways"}
     for stem, words in expect.items():
         problems = report[f"notebooks/{stem}.html"]
         assert any(words in p for p in problems), (stem, problems)
