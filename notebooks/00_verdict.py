@@ -41,7 +41,7 @@ extra = ([report.Claim(**row) for row in pd.read_csv(table1).fillna("").to_dict(
                                                "profile", "not testable here", f"{table1} is missing", "04_table1")])
 claims = report.claims_frame(report.collect_claims(root, extra))
 chapters = {p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb")} | {"00_verdict"}  # linked where built
-write_table(claims, "verdict", params)
+write_table(claims, "verdict", params);
 
 # %% [markdown]
 # ## At a glance
