@@ -286,6 +286,12 @@ def epoch_speed(results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def epoch_speed_by_step(speed: pd.DataFrame) -> pd.DataFrame:
+    """:func:`epoch_speed` turned for reading: one row per quantity (epoch, each step, the floors, the
+    target, the machine), one column per precision, every value as text (numbers and commits mix)."""
+    return speed.set_index("precision").T.astype(str).rename_axis("seconds").reset_index()
+
+
 def epoch_speed_summary(speed: pd.DataFrame) -> str:
     """A sentence per precision of :func:`epoch_speed`: the epoch against the target and what bounds it."""
     out = []

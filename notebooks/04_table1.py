@@ -292,7 +292,7 @@ else:
 # %%
 epoch_speed = report.epoch_speed(results_dir("paper"))
 if len(epoch_speed):
-    display(HTML(report.plain(epoch_speed.set_index("precision").T.astype(str).reset_index().rename(columns={"index": "seconds"}),
+    display(HTML(report.plain(report.epoch_speed_by_step(epoch_speed),
                               "One ML-1M DQRec training epoch and its floor (2-core CPU)")))
     display(Markdown(report.epoch_speed_summary(epoch_speed)))
 else:

@@ -51,6 +51,10 @@ CHECK_JS = r"""
     if (mjx) return mjx.getBoundingClientRect().right - el.getBoundingClientRect().right;
     return el.scrollWidth - el.clientWidth;
   }
+  function scrollsSideways(table, scroller, problems) {  // a table partly out of view in a scroll box
+    if (scroller.scrollWidth > scroller.clientWidth + 2)
+      problems.push('table scrolls sideways, ' + (scroller.scrollWidth - scroller.clientWidth) + ' px out of view: ' + describe(table));
+  }
   function run() {
     const problems = [];
     const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
@@ -81,15 +85,13 @@ CHECK_JS = r"""
         const ar = a.getBoundingClientRect();
         if ((ox === 'auto' || ox === 'scroll') && ar.right <= box.right + 2) {
           scrolls = true;
-          if (el.tagName === 'TABLE' && a.scrollWidth > a.clientWidth + 2)
-            problems.push('table scrolls sideways, ' + (a.scrollWidth - a.clientWidth) + ' px out of view: ' + describe(el));
+          if (el.tagName === 'TABLE') scrollsSideways(el, a, problems);
           break;
         }
         if ((ox === 'hidden' || ox === 'clip') && (r.right > ar.right + 2 || r.left < ar.left - 2)) { clipped = a; break; }
       }
       const selfOx = getComputedStyle(el).overflowX;
-      if (el.tagName === 'TABLE' && (selfOx === 'auto' || selfOx === 'scroll') && el.scrollWidth > el.clientWidth + 2)
-        problems.push('table scrolls sideways, ' + (el.scrollWidth - el.clientWidth) + ' px out of view: ' + describe(el));
+      if (el.tagName === 'TABLE' && (selfOx === 'auto' || selfOx === 'scroll')) scrollsSideways(el, el, problems);
       if (clipped) problems.push('cut off by an overflow:hidden box: ' + describe(el));
       else if (!scrolls && (r.right > box.right + 2 || r.left < box.left - 2))
         problems.push('wider than the page (' + Math.round(r.width) + ' px, column ' + Math.round(box.width) + ' px): ' + describe(el));

@@ -289,6 +289,8 @@ def test_epoch_speed_says_whether_the_floor_rules_the_target_out(tmp_path):
     fp32, bf16 = report.epoch_speed_summary(speed).split(" In bf16")
     assert "misses the 5 s target" in fp32 and "free data step" in fp32
     assert "meets the 5 s target" in bf16 and "not ruled out" in bf16
+    by_step = report.epoch_speed_by_step(speed).set_index("seconds")
+    assert list(by_step.columns) == ["fp32", "bf16"] and by_step.loc["epoch s"].tolist() == ["10.0", "4.8"]
 
 
 def test_plain_wraps_only_the_columns_asked_for():
