@@ -41,6 +41,20 @@ PAPER_DATASET = {"MovieLens": "ml-1m", "Books": "amazon-books-2023", "Netflix": 
 NOT_RUN = "not run yet"
 
 
+def why_not_run(paper_dataset: str, profile_datasets) -> str:
+    """Why the paper's data set ``paper_dataset`` ("Books", "Netflix", ...) has no runs here: '' when its
+    counterpart (:data:`PAPER_DATASET`) loads and is among ``profile_datasets``, else the reason (not in
+    the mirror or the download cache, the loader's error named; or not in this profile's data sets)."""
+    from . import data
+
+    ours = PAPER_DATASET[paper_dataset]
+    try:
+        data.load(ours, download=False)
+    except Exception as err:  # not in the mirror or cache, or malformed: the loader's error says which
+        return f"not in the data mirror or the download cache ({type(err).__name__}; chapter 01 says how to get it)"
+    return "" if ours in profile_datasets else f"available but not among this profile's data sets {list(profile_datasets)}"
+
+
 def registry_name(paper_model: str) -> str | None:
     return REGISTRY_NAME.get(paper_model, paper_model)
 

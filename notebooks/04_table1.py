@@ -113,7 +113,7 @@ plt.show()
 # %%
 ended = training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
                                        on=["dataset", "split", "model"]).round(1)
-HTML(report.plain(ended, wrap=["computed_on", "tuned"]))
+HTML(report.plain(ended, wrap=["computed_on"]))
 
 # %%
 print("grids:", TUNING_GRIDS)
@@ -349,7 +349,7 @@ Markdown(pair_findings(loss_summary, [("DQRec", "DQRec raw-BPR"), ("DualTower", 
 # The paper's MovieLens numbers are several times ours (see "What we found" for the ratios), with
 # the protocol as the paper describes it. The description of its protocol leaves room for implementations with far fewer
 # effective negatives (for instance negatives drawn per training batch, or not excluding the user's
-# other positives), which would inflate every number. Chapter "Protocol forensics" (to come)
+# other positives), which would inflate every number. Chapter [Protocol forensics](08_forensics.ipynb)
 # measures which of these factors could close the gap.
 
 # %% [markdown]
@@ -381,17 +381,7 @@ HTML(report.plain(pd.DataFrame([{"dataset": d, "split": s, "model": m, "in-batch
 # (Table 3), which is how to separate the two. The sentences below are generated from the runs.
 
 # %%
-def why_not_run(name):
-    """'' where the paper's data set ran in this profile, else the reason."""
-    ours = report.PAPER_DATASET[name]
-    try:
-        data.load(ours, download=False)
-    except Exception as err:  # not in the mirror or cache: the loader says what is missing
-        return f"not in the data mirror or the download cache ({type(err).__name__}; chapter 01 says how to get it)"
-    return "" if ours in params["datasets"] else f"available but not among this profile's data sets {params['datasets']}"
-
-
-available = {name: why_not_run(name) for name in ("Books", "Netflix")}
+available = {name: report.why_not_run(name, params["datasets"]) for name in ("Books", "Netflix")}
 claims = report.claims_table1(summary, diffs, paper, main, splits, available) + [report.claim_family_order(summary, paper),
                                                                             report.claim_baseline_order(summary, paper)]
 write_table(report.claims_frame(claims), "table1_claims", params)

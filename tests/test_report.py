@@ -397,3 +397,17 @@ def test_coverage_summary_counts_runs_and_names_what_has_none():
     assert "No run yet: DuoRec." in text and "NGCF (1 of 2)" in text and "DQRec (" not in text
     full = report.coverage_summary(cov.assign(done=cov.planned))
     assert "18 of the 18" in full and "No run yet" not in full and "missing" not in full.lower()
+
+
+def test_why_not_run_names_the_reason_a_paper_data_set_has_no_runs(tmp_path, monkeypatch):
+    from dqrec import data
+
+    monkeypatch.setenv("DQREC_DATA_DIR", str(tmp_path / "mirror"))  # an empty mirror and cache: nothing loads
+    monkeypatch.setenv("DQREC_CACHE_DIR", str(tmp_path / "cache"))
+    assert report.why_not_run("Netflix", ["ml-1m"]).startswith("not in the data mirror or the download cache (")
+
+    loaded = []
+    monkeypatch.setattr(data, "load", lambda name, download=True: loaded.append((name, download)))
+    assert report.why_not_run("MovieLens", ["ml-1m", "ml-100k"]) == ""
+    assert "not among this profile's data sets ['ml-100k']" in report.why_not_run("MovieLens", ["ml-100k"])
+    assert loaded == [("ml-1m", False), ("ml-1m", False)]  # the paper's MovieLens is our ml-1m, never downloaded
