@@ -315,3 +315,22 @@ def test_profile_parameters_do_not_leak_into_sequential_models(name):
     from dqrec.experiment import model_kwargs, profile_params
 
     assert set(model_kwargs(name, 0, profile_params("paper"))) <= {"epochs", "patience", "progress", "device", "seed"}
+
+
+def test_iclrec_queries_intents_with_its_next_item_pass(planted, fitted):
+    """As the authors' code: the batch's intents come from the (detached) output of the next-item pass itself,
+    not from another, differently dropped-out pass; the two views share one pass."""
+    model = fitted["ICLRec"]
+    model.net_.train()  # dropout on: a second pass over the same histories would give other outputs
+    batch = model.train_batch(model.train_rows_[:32], np.random.default_rng(0))
+    passes = []
+    hook = model.net_.register_forward_hook(lambda module, args, out: passes.append((args[0], out)))
+    try:
+        model.train_loss(batch)
+    finally:
+        hook.remove()
+        model.net_.eval()
+    (seq, out), (views, _) = passes  # exactly two passes: the next-item one, then both views at once
+    assert torch.equal(seq, batch["seq"]) and len(views) == 2 * len(seq)
+    assert torch.equal(batch["pooled"], model.pooled(seq, out.detach()))
+    assert not batch["pooled"].requires_grad

@@ -5,9 +5,11 @@ Latent intents are the k-means clusters of sequence representations, learned in 
 * **E-step** (before every epoch, Eq. 5-6): encode the history of every training sample, pool it (the
   mean over its item positions), and cluster the pooled vectors into K intents with faiss k-means; the
   centroids c_k are the intent prototypes;
-* **M-step** (the epoch's batches): each sample's intent is the centroid nearest to its current pooled
-  representation; two augmented views of its history (crop / mask / reorder, one drawn at random per view,
-  :mod:`dqrec.baselines.cl4srec`) are pulled to that prototype by the intent contrastive loss (Eq. 10),
+* **M-step** (the epoch's batches): each sample's intent is the centroid nearest to its pooled
+  representation from the batch's own next-item pass (detached, as the authors' code queries the clusters
+  with that pass's output); two augmented views of its history (crop / mask / reorder, one drawn at random
+  per view, :mod:`dqrec.baselines.cl4srec`), encoded together in one pass as the authors' code does, are
+  pulled to that prototype by the intent contrastive loss (Eq. 10),
   NT-Xent between each view's pooled representation and the prototypes of the batch, averaged over the
   two views; optionally (``instance_weight``) the two views are also contrasted with each other (SeqCL,
   Eq. 7);
@@ -56,10 +58,18 @@ class ICLRec(SASRec):
         self.reorder_ratio = reorder_ratio
         self.kmeans_iterations = kmeans_iterations
 
-    def pooled(self, seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, dim): the mean of the encoder outputs over the history's items."""
+    def pooled(self, seq: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B, dim): the mean over the history's items of the encoder outputs ``out`` (B, L, dim)
+        of ``seq`` (encoded here when not given)."""
         real = (seq != self.n_items_).unsqueeze(-1).float()
-        return (self.net_(seq) * real).sum(1) / real.sum(1).clamp(min=1.0)
+        return ((self.net_(seq) if out is None else out) * real).sum(1) / real.sum(1).clamp(min=1.0)
+
+    def represent(self, batch):
+        """The next-item representation (last position), keeping in ``batch["pooled"]`` the detached pooled
+        output of the same pass: the query of the batch's intents."""
+        out = self.net_(batch["seq"])
+        batch["pooled"] = self.pooled(batch["seq"], out.detach())
+        return out[:, -1]
 
     def setup(self, split):
         self.generator_ = torch.Generator().manual_seed(self.seed)
@@ -86,11 +96,9 @@ class ICLRec(SASRec):
         return batch
 
     def train_loss(self, batch):
-        rec = super().train_loss(batch)
-        views = [self.pooled(v) for v in batch["views"]]
-        with torch.no_grad():
-            intent = torch.cdist(self.pooled(batch["seq"]), self.intents_).argmin(1)
-        prototypes = self.intents_[intent]
+        rec = super().train_loss(batch)  # sets batch["pooled"] (:meth:`represent`)
+        views = self.pooled(torch.cat(batch["views"])).chunk(len(batch["views"]))
+        prototypes = self.intents_[torch.cdist(batch["pooled"], self.intents_).argmin(1)]
         icl = sum(info_nce(v, prototypes, self.temperature) for v in views) / 2
         loss = rec + self.intent_weight * icl
         if self.instance_weight:
