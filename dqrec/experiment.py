@@ -327,7 +327,49 @@ def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
     kw = {k: params[k] for k in MODEL_PARAMS if k in params and k in accepted and k not in tuned and k in own}
     if "seed" in accepted:
         kw["seed"] = seed
-    return {**kw, **overrides}
+    return {**kw, **params.get("model_overrides", {}), **overrides}
+
+
+def apply_overrides(model: str, params: dict, overrides: dict) -> dict:
+    """``params`` with a run's ``overrides`` (``--set NAME=VALUE``) applied, each checked: a profile
+    parameter this run uses (seq_len, tune; a parameter of :data:`MODEL_PARAMS` that ``model`` takes from
+    the profile) replaces the profile's value; any other constructor parameter of ``model`` (SASRec's
+    ``n_heads``, LightGCN's ``n_layers``) goes to the model as given (``params["model_overrides"]``). A
+    name the run would ignore, or a value of the wrong type, is an error: a run labelled with a setting
+    it did not use would be read back as if it had."""
+    import inspect
+
+    from .registry import make_model
+
+    if not overrides:
+        return dict(params)
+    taken = set(model_kwargs(model, 0, {**params, **overrides})) - {"seed"}
+    tuned = TUNING_GRIDS.get(model, {}) if params.get("tune", True) else {}
+    signature = inspect.signature(type(make_model(model)).__init__).parameters
+    profile_only = {"seq_len", "tune"}  # what else of a profile shapes a single run: the split, the grid search
+    out, direct = dict(params), dict(params.get("model_overrides", {}))
+    for name, value in overrides.items():
+        if name in taken or name in profile_only:
+            out[name] = value
+        elif name in tuned:
+            raise ValueError(f"{model}'s {name} is chosen on validation from {tuned[name]} (TUNING_GRIDS); "
+                             f"set tune=false to fix it")
+        elif name in signature and name not in ("self", "seed"):
+            default = signature[name].default
+            kind = bool if isinstance(default, bool) else int if isinstance(default, int) else \
+                (int, float) if isinstance(default, float) else type(default) if default not in (None, inspect._empty) \
+                else object
+            if not isinstance(value, kind) or (kind in (int, (int, float)) and isinstance(value, bool)):
+                raise ValueError(f"{model} parameter {name}={value!r}: want {getattr(kind, '__name__', 'a number')} "
+                                 f"like its default {default!r}")
+            direct[name] = value
+        else:
+            hint = "the seed is --seed" if name == "seed" else \
+                f"{model} takes {sorted(set(signature) - {'self', 'seed', 'progress'})}, and the profile {sorted(taken | profile_only)}"
+            raise ValueError(f"{model} would ignore {name}={value!r}: {hint}")
+    if direct:
+        out["model_overrides"] = direct
+    return check_params(out)
 
 
 def fit_model(name: str, split, seed: int, params: dict, **overrides):

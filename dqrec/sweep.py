@@ -49,7 +49,8 @@ class Run:
     labels: tuple = ()
 
     def params(self, base: dict) -> dict:
-        return dict(base, **dict(self.overrides))
+        """The profile's ``base`` parameters with this run's overrides (:func:`experiment.apply_overrides`)."""
+        return experiment.apply_overrides(self.model, base, dict(self.overrides))
 
     def __str__(self) -> str:
         return f"{self.model} {self.dataset}/{self.split} seed {self.seed}" + "".join(
@@ -432,6 +433,15 @@ def _value(text: str):
         return text
 
 
+def _seed(text: str) -> int:
+    """A ``--seed`` value: a non-negative integer (numpy's generators take no negative seed)."""
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def _command(run: Run, profile: str) -> str:
     """The single-run command of ``run``."""
     sets = "".join(f" --set {k}={json.dumps(v)}" for k, v in run.overrides)
@@ -451,13 +461,14 @@ def parser():
     ap.add_argument("--splits", nargs="+", choices=["temporal", "random"],
                     help="these split kinds instead of the table's")
     ap.add_argument("--models", nargs="+", help="these models instead of the table's")
-    ap.add_argument("--seeds", nargs="+", type=int, help="these seeds instead of the profile's")
+    ap.add_argument("--seeds", nargs="+", type=_seed, help="these seeds instead of the profile's")
     ap.add_argument("--model", help="run: the model")
     ap.add_argument("--dataset", help="run: the dataset")
     ap.add_argument("--split", choices=["temporal", "random"], default="temporal", help="run: the split kind")
-    ap.add_argument("--seed", type=int, default=0, help="run: the seed")
+    ap.add_argument("--seed", type=_seed, default=0, help="run: the seed (a non-negative integer)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="run: a profile parameter changed for this run (Fig. 3's k=5, codebook_size=16, ...)")
+                    help="run: a profile parameter (Fig. 3's k=5, codebook_size=16, ...) or any constructor "
+                         "parameter of the model (n_heads=2) changed for this run; one it would ignore is an error")
     ap.add_argument("--workers", type=int, default=None,
                     help="local Ray workers (default: one per CPU core for tables, 0 for `run`); 0: serially, no Ray")
     ap.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (torch threads) of each Ray task (default: 1)")
@@ -483,9 +494,12 @@ def main(argv=None) -> Outcome | None:
     if args.what == "run":
         if not (args.model and args.dataset):
             parser().error("run needs --model and --dataset")
+        bad = [s for s in args.set if "=" not in s]
+        if bad:
+            parser().error(f"--set wants NAME=VALUE, got {bad}")
         overrides = dict((s.split("=", 1)[0], _value(s.split("=", 1)[1])) for s in args.set)
-        experiment.check_params(dict(params, **overrides))
         runs = [Run(args.dataset, args.split, args.model, args.seed, tuple(sorted(overrides.items())))]
+        runs[0].params(params)  # checked before any data is read
         workers = args.workers or 0
     else:
         runs = TABLES[args.what](params, datasets=args.datasets, splits=args.splits, models=args.models,

@@ -266,3 +266,38 @@ def test_a_killed_run_resumes_its_training_and_drops_its_checkpoints(tmp_path, m
     assert run["resumed"] == {"epochs": {"fit0.pt": 2}, "seconds_before": round(before, 2)}
     assert (resumed.results.fit_seconds >= round(before, 2)).all()  # the killed process's epochs count too
     assert not list(checkpoints.iterdir())
+
+
+def test_a_run_setting_is_applied_or_refused_never_ignored():
+    """--set: a setting the run would not use must fail, else its run is labelled with a setting it never had
+    (and, with an unchanged key, the default run is read back under that label)."""
+    params, split = experiment.profile_params("test"), planted_split()
+    key = lambda run: experiment.run_key(split, run.model, run.seed, run.params(params))  # noqa: E731
+    run = lambda model, **s: sweep.Run("planted", "temporal", model, 0, tuple(sorted(s.items())))  # noqa: E731
+
+    # a constructor parameter outside the profile reaches the model and the key
+    heads = run("SASRec", n_heads=2)
+    assert key(heads) != key(run("SASRec"))
+    assert experiment.model_kwargs("SASRec", 0, heads.params(params))["n_heads"] == 2
+    # so does a baseline's own parameter that shares a name with DQRec's profile parameter L
+    assert experiment.model_kwargs("LightGCN", 0, run("LightGCN", n_layers=1).params(params))["n_layers"] == 1
+    assert "n_layers" not in experiment.model_kwargs("LightGCN", 0, params)
+    # a profile parameter the model takes keeps its old route and key (Fig. 3's cached runs stay valid)
+    assert key(run("DQRec", k=5)) == experiment.run_key(split, "DQRec", 0, dict(params, k=5))
+    for model, setting, message in [("SASRec", dict(nosuch=3), "would ignore nosuch"),
+                                    ("SASRec", dict(k=5), "would ignore k"),  # DQRec's K, not SASRec's
+                                    ("SASRec", dict(seed=3), "--seed"),
+                                    ("SASRec", dict(dim="abc"), "want int"),
+                                    ("SASRec", dict(dropout=True), "want a number"),
+                                    ("ItemKNN", dict(k=5), "chosen on validation")]:
+        with pytest.raises(ValueError, match=message):
+            run(model, **setting).params(params)
+
+
+def test_the_command_line_refuses_a_bad_seed_or_setting(capsys):
+    for argv, message in [(["--seed", "-1"], "non-negative integer"), (["--set", "dim"], "NAME=VALUE")]:
+        with pytest.raises(SystemExit):
+            sweep.main(["run", "--model", "SASRec", "--dataset", "ml-100k", "--profile", "test", *argv])
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="would ignore nosuch"):  # before any data is read
+        sweep.main(["run", "--model", "SASRec", "--dataset", "no-such-data", "--profile", "test", "--set", "nosuch=1"])
