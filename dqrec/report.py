@@ -710,14 +710,18 @@ def verdict_details(claims: pd.DataFrame, prefix: str = "", chapters=None) -> st
 def run_provenance(results: pd.DataFrame, cache=None) -> pd.DataFrame:
     """Per (dataset, split, model[, parameter, value_of_parameter]) of run rows: the seeds, the epochs
     run per seed ('not recorded' in tables from before epochs were kept), the commits that computed
-    the runs (short) and, from the run files in ``cache``, the fingerprints of the splits the runs saw."""
+    the runs (short) and, from the run files in ``cache``, the fingerprints of the splits the runs saw
+    (of the files of the same model and seeds on that data set and split; the protocol forensics' runs,
+    which see other splits, are not Table 1's)."""
     keys = [c for c in ("dataset", "split", "model", "parameter", "value_of_parameter") if c in results.columns]
     runs = results.drop_duplicates(keys + ["seed"])
     fingerprints = {}
     if cache is not None:
         for path in Path(cache).glob("*.json"):
             spec = json.loads(path.read_text())
-            fingerprints.setdefault((spec.get("dataset"), spec.get("split")), set()).add(spec.get("data"))
+            if "forensics" not in spec:
+                at = (spec.get("dataset"), spec.get("split"), spec.get("model"), spec.get("seed"))
+                fingerprints.setdefault(at, set()).add(spec.get("data"))
     rows = []
     for key, g in runs.groupby(keys, sort=False):
         g = g.sort_values("seed")
@@ -725,7 +729,8 @@ def run_provenance(results: pd.DataFrame, cache=None) -> pd.DataFrame:
         epochs = (", ".join(str(int(e)) for e in g.epochs_run) if "epochs_run" in g.columns else "not recorded")
         rows.append(dict(row, seeds=", ".join(map(str, g.seed)), epochs=epochs,
                          commits=", ".join(sorted({str(s)[:8] for s in g.git_sha})),
-                         data=", ".join(sorted(x for x in fingerprints.get((row["dataset"], row["split"]), ()) if x))))
+                         data=", ".join(sorted({x for seed in g.seed for x in fingerprints.get(
+                             (row["dataset"], row["split"], row["model"], int(seed)), ()) if x}))))
     return pd.DataFrame(rows)
 
 

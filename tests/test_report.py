@@ -161,6 +161,21 @@ def test_run_provenance_lists_commits_seeds_epochs():
     assert (no_epochs.epochs == "not recorded").all()
 
 
+def test_run_provenance_names_only_the_splits_its_own_runs_saw(tmp_path):
+    import json
+
+    for name, spec in {"a0": dict(model="A", seed=0, data="split1"), "a1": dict(model="A", seed=1, data="split1"),
+                       "b0": dict(model="B", seed=0, data="split2"),  # another model: never A's
+                       "a0f": dict(model="A", seed=0, data="forensic", forensics={"split": "per_user"}),
+                       "a5": dict(model="A", seed=5, data="other-seed"),
+                       "x": dict(model="A", seed=0, data="elsewhere", dataset="e")}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(dict(dict(dataset="d", split="s"), **spec)))
+    rows = pd.DataFrame(dict(dataset="d", split="s", model=["A", "A", "B"], seed=[0, 1, 0], epochs_run=1,
+                             git_sha="abcdef123456"))
+    prov = report.run_provenance(rows, tmp_path).set_index("model")
+    assert prov.loc["A", "data"] == "split1" and prov.loc["B", "data"] == "split2"
+
+
 def test_merge_claims_combines_splits():
     c = lambda v, ours: Claim("Table 1", "X beats Y", ours, v, "why", "04_table1")
     [one] = report.merge_claims([c("reproduced", "random: yes"), c("not reproduced", "temporal: no")])
