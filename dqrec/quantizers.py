@@ -17,7 +17,9 @@ and is deterministic for a fixed seed:
 
 Diagnostics take codes (and Z where needed): :func:`relative_reconstruction_error`,
 :func:`layer_variance_share`, :func:`codebook_utilisation`, :func:`collision_rate`,
-:func:`layer_nmi`; :func:`compare_quantizers` tabulates them for several quantisers.
+:func:`layer_nmi`; :func:`compare_quantizers` tabulates them for several quantisers. Chapter 02's
+tables of DQ-VAE itself: :func:`spectrum_summary` (Eqs. 5-6), :func:`loss_identity` (Eqs. 11-13),
+:func:`compare_fit_methods` (k-means against Adam on L_T) and :func:`latent_ratio_summary` (Eq. 16).
 """
 from __future__ import annotations
 
@@ -279,3 +281,78 @@ def compare_quantizers(Z, names=("DQ-VAE", "PQ", "OPQ", "RQ", "VQ"), n_layers: i
                      "mean_nmi_chance": float(chance.mean()) if chance.size else float("nan"),
                      "distinct_ids": len(np.unique(ids, axis=0))})
     return pd.DataFrame(rows).set_index("quantizer")
+
+
+
+def comparison_orderings(comparison: pd.DataFrame) -> str:
+    """Per side of a :func:`compare_quantizers` table with a ``side`` column: the quantisers in ascending
+    order of reconstruction error, collision rate and fit time, of mean NMI above chance, and which
+    reconstruct better than DQ-VAE; one line each."""
+    lines = []
+    for side, c in comparison.groupby("side", sort=False):
+        c = c.set_index("quantizer")
+        for metric in ("rel_recon_error", "collision_rate", "fit_seconds"):
+            lines.append(f"{side}s, {metric} (ascending): "
+                         + ", ".join(f"{q} {v:.3g}" for q, v in c[metric].sort_values().items()))
+        excess = (c.mean_nmi - c.mean_nmi_chance).dropna().sort_values()
+        lines.append(f"{side}s, mean NMI above chance (ascending): " + ", ".join(f"{q} {v:.3f}" for q, v in excess.items()))
+        lower = [q for q in c.index if q != "DQ-VAE" and c.loc[q, "rel_recon_error"] < c.loc["DQ-VAE", "rel_recon_error"]]
+        lines.append(f"{side}s: reconstructing better than DQ-VAE: {', '.join(lower) or 'none'}\n")
+    return "\n".join(lines)
+
+# --------------------------------------------------------------------------- DQ-VAE's own checks (chapter 02)
+
+def spectrum_summary(variances: dict) -> pd.DataFrame:
+    """Per side (``variances``: side -> sigma_n^2 / N in SVD order): the total variance, the largest
+    dimension's share, largest / smallest, and how many leading dimensions hold 50 % and 90 % of it."""
+    rows = {}
+    for side, v in variances.items():
+        v = np.asarray(v, dtype=np.float64)
+        cum = np.cumsum(v) / v.sum()
+        rows[side] = {"total variance": v.sum(), "largest share": v[0] / v.sum(), "largest / smallest": v[0] / v[-1],
+                      "dims for 50 %": int(np.searchsorted(cum, 0.5) + 1),
+                      "dims for 90 %": int(np.searchsorted(cum, 0.9) + 1)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("side")
+
+
+def loss_identity(models: dict, Z: dict) -> pd.DataFrame:
+    """Eqs. 11-13 per side (``models``, ``Z``: side -> fitted DQVAE, its matrix): L_R, L_C, L_T
+    (:meth:`DQVAE.losses`), |L_R - L_C| / L_C (0 up to rounding: the orthogonal split of the error)
+    and L_T / L_C (1 + beta)."""
+    out = pd.DataFrame({side: models[side].losses(Z[side]) for side in models}).T
+    out["|L_R - L_C| / L_C"] = (out.L_R - out.L_C).abs() / out.L_C
+    out["L_T / L_C"] = out.L_T / out.L_C
+    return out.rename_axis("side")
+
+
+def compare_fit_methods(Z: dict, n_layers: int, codebook_size: int, beta: float, seed: int = 0,
+                        methods=("kmeans", "adam")) -> tuple[pd.DataFrame, dict, dict]:
+    """DQ-VAE fitted by each of ``methods`` per side (``Z``: side -> matrix): one row per (side, method)
+    with its losses on Z, fit seconds, epochs and ``L_T / k-means L_T``; plus the Adam loss histories and
+    the k-means losses per side (for :func:`dqrec.plots.adam_loss_history`)."""
+    rows, histories, kmeans_losses = [], {}, {}
+    for side, z in Z.items():
+        for method in methods:
+            start = time.perf_counter()
+            m = DQVAE(n_layers, codebook_size, beta, fit_method=method, seed=seed).fit(z)
+            seconds = time.perf_counter() - start
+            losses = m.losses(z)
+            rows.append(dict(side=side, fit_method=method, N=len(z), **losses, fit_seconds=seconds,
+                             epochs=len(m.loss_history_)))
+            if method == "adam":
+                histories[side] = m.loss_history_
+            else:
+                kmeans_losses[side] = losses
+    table = pd.DataFrame(rows)
+    if kmeans_losses:
+        table["L_T / k-means L_T"] = table.L_T / table.side.map(lambda s: kmeans_losses[s]["L_T"])
+    return table, histories, kmeans_losses
+
+
+def latent_ratio_summary(ratios: dict) -> pd.DataFrame:
+    """Per side and layer (``ratios``: side -> :func:`latent_distance_ratio`): the median ratio and the
+    shares of entities whose runner-up codeword is within 10 %, 50 % and 100 % of the assigned one's distance."""
+    return pd.concat({side: pd.DataFrame({"median": np.median(r, axis=0), "share < 1.1": (r < 1.1).mean(axis=0),
+                                          "share < 1.5": (r < 1.5).mean(axis=0), "share < 2": (r < 2).mean(axis=0)},
+                                         index=pd.RangeIndex(1, r.shape[1] + 1, name="layer"))
+                      for side, r in ratios.items()}, names=["side"]).reset_index()

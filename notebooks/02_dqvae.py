@@ -46,7 +46,8 @@ from dqrec import data, plots
 from dqrec.dqvae import (DQVAE, decorrelation_check, group_shares, grouping_summary, latent_distance_ratio)
 from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import claims_dqvae, quantizer_ranking, to_markdown
-from dqrec.quantizers import compare_quantizers, layer_nmi
+from dqrec.quantizers import (compare_fit_methods, compare_quantizers, comparison_orderings, latent_ratio_summary, layer_nmi, loss_identity,
+                              spectrum_summary)
 from dqrec.report import plain
 from dqrec.representation import RepresentationModel
 
@@ -116,11 +117,8 @@ for side in SIDES:
 
 # %%
 variances = {side: models[side].singular_values_ ** 2 / len(Z[side]) for side in SIDES}
-pd.DataFrame([{"total variance": v.sum(), "largest share": v[0] / v.sum(), "largest / smallest": v[0] / v[-1],
-               "dims for 50 %": int(np.searchsorted(np.cumsum(v) / v.sum(), 0.5) + 1),
-               "dims for 90 %": int(np.searchsorted(np.cumsum(v) / v.sum(), 0.9) + 1)}
-              for v in variances.values()], index=list(variances)).pipe(
-    lambda t: HTML(plain(t, "The spectrum of Cov(Z): how unequal the decorrelated dimensions are", index="side")))
+HTML(plain(spectrum_summary(variances), "The spectrum of Cov(Z): how unequal the decorrelated dimensions are",
+           index="side"))
 
 # %%
 plots.svd_spectrum(variances);
@@ -207,9 +205,7 @@ for side in SIDES:
 # computes $\mathcal{L}_R$ through the decoder and $\mathcal{L}_C$ in the latent spaces separately.
 
 # %%
-identity = pd.DataFrame({side: models[side].losses(Z[side]) for side in SIDES}).T
-identity["|L_R - L_C| / L_C"] = (identity.L_R - identity.L_C).abs() / identity.L_C
-identity["L_T / L_C"] = identity.L_T / identity.L_C
+identity = loss_identity(models, Z)
 identity.map(lambda v: f"{v:.3e}")
 
 # %%
@@ -229,21 +225,8 @@ for side in SIDES:
 # table gives the loss each reaches on Z and its fit time.
 
 # %%
-loss_rows, histories, kmeans_losses = [], {}, {}
 with timer() as loss_time:
-    for side in SIDES:
-        for method in ("kmeans", "adam"):
-            with timer() as t:
-                m = DQVAE(n_layers, codebook_size, beta, fit_method=method, seed=seed).fit(Z[side])
-            losses = m.losses(Z[side])
-            loss_rows.append(dict(side=side, fit_method=method, N=len(Z[side]), **losses, fit_seconds=t(),
-                                  epochs=len(m.loss_history_)))
-            if method == "adam":
-                histories[side] = m.loss_history_
-            else:
-                kmeans_losses[side] = losses
-losses_table = pd.DataFrame(loss_rows)
-losses_table["L_T / k-means L_T"] = losses_table.L_T / losses_table.side.map(lambda s: kmeans_losses[s]["L_T"])
+    losses_table, histories, kmeans_losses = compare_fit_methods(Z, n_layers, codebook_size, beta, seed)
 write_table(losses_table, "dqvae_losses", params, loss_time(), checksums={ds.name: ds.checksum})
 HTML(plain(losses_table, "DQ-VAE losses (Eqs. 11-13) against k-means per group"))
 
@@ -271,13 +254,7 @@ plots.adam_loss_history(histories, kmeans_losses);
 
 # %%
 ratios = {side: latent_distance_ratio(models[side], Z[side]) for side in SIDES}
-ratio_table = pd.concat({side: pd.DataFrame({"median": np.median(r, axis=0),
-                                             "share < 1.1": (r < 1.1).mean(axis=0),
-                                             "share < 1.5": (r < 1.5).mean(axis=0),
-                                             "share < 2": (r < 2).mean(axis=0)},
-                                            index=pd.RangeIndex(1, r.shape[1] + 1, name="layer"))
-                         for side, r in ratios.items()}, names=["side"])
-HTML(plain(ratio_table.reset_index(), "Latent distance ratios per layer"))
+HTML(plain(latent_ratio_summary(ratios), "Latent distance ratios per layer"))
 
 # %%
 plots.latent_distance_ratios(ratios);
@@ -311,16 +288,7 @@ write_table(comparison, "dqvae_comparison", params, cmp_time(), checksums={ds.na
 HTML(plain(comparison, "DQ-VAE against PQ, OPQ, RQ and VQ at the same code budget"))
 
 # %%
-for side in SIDES:
-    c = comparison[comparison.side == side].set_index("quantizer")
-    dq = c.loc["DQ-VAE"]
-    for metric in ("rel_recon_error", "collision_rate", "fit_seconds"):
-        order = ", ".join(f"{q} {v:.3g}" for q, v in c[metric].sort_values().items())
-        print(f"{side}s, {metric} (ascending): {order}")
-    excess = (c.mean_nmi - c.mean_nmi_chance).dropna().sort_values()
-    print(f"{side}s, mean NMI above chance (ascending): " + ", ".join(f"{q} {v:.3f}" for q, v in excess.items()))
-    lower = [q for q in c.index if q != "DQ-VAE" and c.loc[q, "rel_recon_error"] < dq.rel_recon_error]
-    print(f"{side}s: reconstructing better than DQ-VAE: {', '.join(lower) or 'none'}\n")
+print(comparison_orderings(comparison))
 
 # %%
 plots.quantizer_comparison(comparison);

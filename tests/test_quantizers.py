@@ -120,3 +120,51 @@ def test_compare_quantizers_table(data):
             "distinct_ids"} <= set(table.columns)
     assert table.loc["VQ", "distinct_ids"] <= 8 and np.isnan(table.loc["VQ", "mean_nmi"])
     assert (table.rel_recon_error < 1).all() and (table.mean_perplexity <= 8).all()
+
+
+# ----------------------------------------------------------------------------- chapter 02's tables
+def test_spectrum_summary_known_answers():
+    from dqrec.quantizers import spectrum_summary
+
+    row = spectrum_summary({"user": np.array([4.0, 2.0, 1.0, 1.0])}).loc["user"]
+    assert row["total variance"] == 8 and row["largest share"] == 0.5 and row["largest / smallest"] == 4
+    assert row["dims for 50 %"] == 1 and row["dims for 90 %"] == 4  # cumulative shares .5, .75, .875, 1
+
+
+def test_loss_identity_and_fit_methods_on_a_real_fit(data):
+    from dqrec.quantizers import compare_fit_methods, loss_identity
+
+    model = DQVAE(4, 16, beta=0.25, seed=0).fit(data)
+    identity = loss_identity({"user": model}, {"user": data}).loc["user"]
+    assert identity["|L_R - L_C| / L_C"] < 1e-10 and identity["L_T / L_C"] == pytest.approx(1.25, rel=1e-10)
+    table, histories, kmeans_losses = compare_fit_methods({"user": data, "item": data[:400]}, 4, 16, 0.25, seed=0)
+    assert table[["side", "fit_method"]].values.tolist() == [["user", "kmeans"], ["user", "adam"],
+                                                              ["item", "kmeans"], ["item", "adam"]]
+    kmeans = table[table.fit_method == "kmeans"]
+    assert (kmeans["L_T / k-means L_T"] == 1).all() and kmeans.L_T.tolist() == [kmeans_losses[s]["L_T"]
+                                                                                 for s in ("user", "item")]
+    assert table.N.tolist() == [800, 800, 400, 400] and set(histories) == {"user", "item"}
+    assert kmeans_losses["user"]["L_T"] == pytest.approx(model.losses(data)["L_T"])  # the same seeded k-means fit
+
+
+def test_latent_ratio_summary_counts_per_layer():
+    from dqrec.quantizers import latent_ratio_summary
+
+    ratios = np.array([[1.05, 3.0], [1.2, 1.6], [1.8, 1.4], [2.5, 1.01]])
+    t = latent_ratio_summary({"item": ratios}).set_index(["side", "layer"])
+    assert t.loc[("item", 1), "share < 1.1"] == 0.25 and t.loc[("item", 1), "share < 2"] == 0.75
+    assert t.loc[("item", 2), "median"] == pytest.approx(1.5) and t.loc[("item", 2), "share < 1.5"] == 0.5
+
+
+def test_comparison_orderings_rank_and_name_better_reconstructions():
+    import pandas as pd
+
+    from dqrec.quantizers import comparison_orderings
+
+    c = pd.DataFrame(dict(side="user", quantizer=["DQ-VAE", "PQ", "RQ"], rel_recon_error=[0.2, 0.3, 0.1],
+                          collision_rate=[0.1, 0.5, 0.0], fit_seconds=[1.0, 2.0, 3.0], mean_nmi=[0.3, 0.5, 0.2],
+                          mean_nmi_chance=[0.25, 0.25, 0.25]))
+    lines = comparison_orderings(c).splitlines()
+    assert lines[0] == "users, rel_recon_error (ascending): RQ 0.1, DQ-VAE 0.2, PQ 0.3"
+    assert lines[3] == "users, mean NMI above chance (ascending): RQ -0.050, DQ-VAE 0.050, PQ 0.250"
+    assert lines[4] == "users: reconstructing better than DQ-VAE: RQ"
