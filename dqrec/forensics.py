@@ -641,6 +641,56 @@ def read_grid(dataset, params: dict, models=MODELS, seeds=(0,), eval_seeds=(0,),
     return results, grid_status(results, dataset.name, models, seeds)
 
 
+def collect(datasets, params: dict, models, compute: bool, cache: Path) -> tuple[pd.DataFrame, dict, dict]:
+    """The grid of every data set in ``datasets`` (names), fitted where missing (``compute``) or read from
+    the run cache only: (results, {name: missing data cell × model pairs}, {name: loaded Dataset})."""
+    from .data import load
+
+    frames, missing, loaded = [], {}, {}
+    for name in datasets:
+        loaded[name] = load(name)
+        kw = dict(models=models, seeds=params["forensics_seeds"], eval_seeds=eval_seeds_of(params, name), cache=cache)
+        if compute:
+            frames.append(run_grid(loaded[name], params, log=lambda *_: None, **kw))
+            missing[name] = []
+        else:
+            got, missing[name] = read_grid(loaded[name], params, **kw)
+            frames.append(got)
+    return pd.concat(frames, ignore_index=True), missing, loaded
+
+
+def grid_notes(missing: dict, loaded: dict, seq_len: int) -> str:
+    """Markdown bullets per data set: the grid's missing (data cell × model) pairs, the share of positives
+    sharing their timestamp with another of the same user (what 'S_u at or before t' lets in), and the
+    share of test samples from users without a training positive (:func:`cold_test_share`)."""
+    from .data import same_second_share
+
+    splits = {d: prepare(ds, seq_len=seq_len) for d, ds in loaded.items()}  # our default split, once each
+    lines = [f"- **{d}**: " + ("complete" if not m else f"{len(m)} (data cell × model) missing: " + "; ".join(m))
+             for d, m in missing.items()]
+    lines += [f"- **{d}**: {100 * same_second_share(s):.1f} % of the positives share their timestamp with another "
+              "positive of the same user (what 'S_u at or before t' lets in)" for d, s in splits.items()]
+    lines += [f"- **{d}**: {100 * cold_test_share(s):.1f} % of the test samples of our default split belong to users "
+              "without any training positive (a model that scores them all alike is ranked by the tie rule alone)"
+              for d, s in splits.items()]
+    return "\n".join(lines)
+
+
+def ratio_styles(eff: pd.DataFrame, protocol: str, models, datasets, shade: bool) -> list:
+    """One styled :func:`ratio_table` per data set with cells: ratios to our default per factor level and
+    model, two decimals, shaded (red above 1, blue below) where ``shade``."""
+    out = []
+    for name in datasets:
+        if not (eff.dataset == name).any():
+            continue
+        style = ratio_table(eff, protocol, models, dataset=name).style.format("{:.2f}", na_rep="–")
+        if shade:
+            style = style.background_gradient(cmap="RdBu_r", vmin=0, vmax=2, axis=None).highlight_null(
+                props="background-color: white; color: black")
+        out.append(style.set_caption(f"{name}, {protocol.replace('_', '-')} Recall@10 / our default"))
+    return out
+
+
 def table1_split_effect(dataset, params: dict, models, seeds, cache: Path) -> pd.DataFrame:
     """The split factor (random / global temporal) from Table 1's own cached runs (:func:`run_models` keys,
     every seed found): a second, independent measurement of it, with several fit seeds, including the

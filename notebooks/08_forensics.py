@@ -64,19 +64,8 @@ datasets = [datasets] if isinstance(datasets, str) else datasets or params["fore
 models = [models] if isinstance(models, str) else models or params["forensics_models"]
 compute = params["forensics_compute"] if compute is None else compute
 cache = results_dir(profile) / "runs"
-kw = dict(models=models, seeds=params["forensics_seeds"], cache=cache)
-frames, missing, loaded = [], {}, {}
 with timer() as elapsed:
-    for name in datasets:
-        loaded[name] = data.load(name)
-        kw["eval_seeds"] = forensics.eval_seeds_of(params, name)
-        if compute:
-            frames.append(forensics.run_grid(loaded[name], params, log=lambda *_: None, **kw))
-            missing[name] = []
-        else:
-            got, missing[name] = forensics.read_grid(loaded[name], params, **kw)
-            frames.append(got)
-results = pd.concat(frames, ignore_index=True)
+    results, missing, loaded = forensics.collect(datasets, params, models, compute, cache)
 eff = forensics.effects(results)
 write_table(eff, "forensics_effects", params, elapsed(), datasets=datasets, models=models)
 print(f"{len(results) // forensics.CELL_ROWS} cell runs of {', '.join(datasets)} "
@@ -100,15 +89,7 @@ Markdown(forensics.verdict(results, main, models, table1=table1_runs))
 # Cells still missing from the grid (not yet computed) are listed here; every table below shows what is there.
 
 # %%
-lines = [f"- **{d}**: " + ("complete" if not m else f"{len(m)} (data cell × model) missing: " + "; ".join(m))
-         for d, m in missing.items()]
-shares = {d: data.same_second_share(data.prepare(loaded[d], seq_len=params["seq_len"])) for d in datasets}
-lines += [f"- **{d}**: {100 * s:.1f} % of the positives share their timestamp with another positive of the same user "
-          "(what 'S_u at or before t' lets in)" for d, s in shares.items()]
-colds = {d: forensics.cold_test_share(data.prepare(loaded[d], seq_len=params["seq_len"])) for d in datasets}
-lines += [f"- **{d}**: {100 * s:.1f} % of the test samples of our default split belong to users without any training "
-          "positive (a model that scores them all alike is ranked by the tie rule alone)" for d, s in colds.items()]
-Markdown("\n".join(lines))
+Markdown(forensics.grid_notes(missing, loaded, params["seq_len"]))
 
 # %% [markdown]
 # ## The effect of each factor (ratio to our default)
@@ -118,17 +99,7 @@ Markdown("\n".join(lines))
 # the choice inflates the number.
 
 # %%
-def show_ratios(protocol: str, shade: bool) -> None:
-    """One table per dataset (ratio to our default per factor level and model), shaded red above 1."""
-    for name in datasets:
-        style = forensics.ratio_table(eff, protocol, models, dataset=name).style.format("{:.2f}", na_rep="–")
-        if shade:
-            style = style.background_gradient(cmap="RdBu_r", vmin=0, vmax=2, axis=None).highlight_null(
-                props="background-color: white; color: black")
-        display(style.set_caption(f"{name}, {protocol.replace('_', '-')} Recall@10 / our default"))
-
-
-show_ratios("in_batch", shade=True)
+display(*forensics.ratio_styles(eff, "in_batch", models, datasets, shade=True))
 
 # %%
 forensics.plot_effects(eff, "in_batch", models);
@@ -137,7 +108,7 @@ forensics.plot_effects(eff, "in_batch", models);
 # The same ratios under full ranking (every item a candidate), where the candidate pool does not apply:
 
 # %%
-show_ratios("full", shade=False)
+display(*forensics.ratio_styles(eff, "full", models, datasets, shade=False))
 
 # %% [markdown]
 # The three factors with the largest effect, ranked by the geometric mean over models and datasets of

@@ -281,3 +281,28 @@ def test_largest_effects_table_keeps_each_ratio_with_its_dataset_and_model():
     assert set(table.level) == {"batch of 100", "random"}
     row = table[(table.level == "batch of 100") & (table.model == "EASE")].iloc[0]
     assert (row.big, row.small) == (24.0, 12.0)
+
+
+def test_collect_computes_then_reads_back_and_the_notes_say_what_is_there(tmp_path, monkeypatch):
+    toys = {"toy": toy_dataset(), "toy2": toy_dataset(seed=1)}
+    monkeypatch.setattr(data, "load", lambda name, **_: data.Dataset(name, *[getattr(toys[name], f) for f in
+                                                                            ("ratings", "users", "items")]))
+    params = dict(seq_len=5, tune=False, forensics_seeds=[0], forensics_eval_seeds={"toy": [0, 1], "toy2": [0]})
+    fitted, missing, loaded = forensics.collect(["toy", "toy2"], params, ["MostPopular"], True, tmp_path)
+    assert missing == {"toy": [], "toy2": []} and set(loaded) == {"toy", "toy2"}
+    assert set(fitted.dataset) == {"toy", "toy2"} and set(fitted[fitted.dataset == "toy"].eval_seed) == {0, 1}
+    monkeypatch.setattr(forensics, "fit_model", lambda *a, **k: pytest.fail("read back only, nothing is fitted"))
+    read, missing, _ = forensics.collect(["toy", "toy2"], params, ["MostPopular"], False, tmp_path)
+    assert len(read) == len(fitted) and missing == {"toy": [], "toy2": []}
+
+    notes = forensics.grid_notes({"toy": [], "toy2": ["random (split) × EASE"]}, loaded, 5).splitlines()
+    assert notes[:2] == ["- **toy**: complete", "- **toy2**: 1 (data cell × model) missing: random (split) × EASE"]
+    split = data.prepare(loaded["toy2"], seq_len=5)
+    assert f"{100 * data.same_second_share(split):.1f} % of the positives" in notes[3]
+    assert notes[5].startswith(f"- **toy2**: {100 * forensics.cold_test_share(split):.1f} % of the test samples")
+
+    eff = forensics.effects(fitted)
+    styles = forensics.ratio_styles(eff, "in_batch", ["MostPopular"], ["toy", "absent", "toy2"], shade=True)
+    assert [s.caption for s in styles] == ["toy, in-batch Recall@10 / our default", "toy2, in-batch Recall@10 / our default"]
+    assert "background-color" in styles[0].to_html() and "background-color" not in forensics.ratio_styles(
+        eff, "full", ["MostPopular"], ["toy"], shade=False)[0].to_html()
