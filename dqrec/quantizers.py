@@ -212,6 +212,18 @@ def codebook_utilisation(codes, codebook_size: int) -> pd.DataFrame:
     return pd.DataFrame(rows).rename_axis("layer")
 
 
+def usage_by_side(codes: dict, codebook_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For semantic IDs per side (``codes``: side -> (N, L)): the :func:`codebook_utilisation` of every
+    layer (columns side, layer from 1, used, used_share, perplexity) and, per side, the distinct IDs,
+    the number of rows and the :func:`collision_rate`."""
+    usage = pd.concat([codebook_utilisation(c, codebook_size).reset_index().assign(side=side)
+                       for side, c in codes.items()], ignore_index=True)
+    usage["layer"] += 1
+    ids = pd.DataFrame({side: dict(distinct_ids=len(np.unique(_codes(c), axis=0)), samples=len(c),
+                                   collision_rate=collision_rate(c)) for side, c in codes.items()}).T
+    return usage[["side", "layer", "used", "used_share", "perplexity"]], ids.rename_axis("side")
+
+
 def collision_rate(codes) -> float:
     """Fraction of entities whose full ID tuple is shared with at least one other entity."""
     codes = _codes(codes)

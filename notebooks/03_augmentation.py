@@ -65,7 +65,7 @@ from dqrec.experiment import profile_params, results_dir, timer, write_table
 from dqrec.findings import claims_augmentation, to_markdown
 from dqrec.report import plain
 from dqrec.stats import bootstrap_mean_ci
-from dqrec.quantizers import codebook_utilisation, collision_rate
+from dqrec.quantizers import usage_by_side
 from dqrec.representation import RepresentationModel
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
@@ -142,16 +142,9 @@ HTML(plain(timings, "Seconds to find the neighbours of every ML-1M sample, both 
 # share of samples whose full semantic ID is shared with another sample.
 
 # %%
-usage = []
-for side, a in aug.items():
-    util = codebook_utilisation(a.codes, codebook_size).assign(side=side)
-    usage.append(util)
-usage = pd.concat(usage, ignore_index=True)
-usage.insert(0, "layer", usage.groupby("side").cumcount() + 1)
-display(HTML(plain(usage.set_index(["side", "layer"]).reset_index(), "Codebook usage per layer l (J codes each)")))
-HTML(plain(pd.DataFrame({side: dict(distinct_ids=len(np.unique(a.codes, axis=0)), samples=len(a.codes),
-                                    collision_rate=collision_rate(a.codes)) for side, a in aug.items()}).T,
-           "Distinct semantic IDs among the samples", index="side"))
+usage, ids = usage_by_side({side: a.codes for side, a in aug.items()}, codebook_size)
+display(HTML(plain(usage, "Codebook usage per layer l (J codes each)")))
+HTML(plain(ids, "Distinct semantic IDs among the samples", index="side"))
 
 # %% [markdown]
 # ## Linkage augmentation (Eqs. 15-19): what $Q^{all}$ holds

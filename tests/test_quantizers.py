@@ -168,3 +168,14 @@ def test_comparison_orderings_rank_and_name_better_reconstructions():
     assert lines[0] == "users, rel_recon_error (ascending): RQ 0.1, DQ-VAE 0.2, PQ 0.3"
     assert lines[3] == "users, mean NMI above chance (ascending): RQ -0.050, DQ-VAE 0.050, PQ 0.250"
     assert lines[4] == "users: reconstructing better than DQ-VAE: RQ"
+
+
+def test_usage_by_side_per_layer_and_per_side():
+    from dqrec.quantizers import usage_by_side
+
+    codes = {"user": np.array([[0, 1], [0, 2], [0, 1]]), "item": np.array([[3, 3], [2, 2]])}
+    usage, ids = usage_by_side(codes, codebook_size=4)
+    assert usage[["side", "layer", "used"]].values.tolist() == [["user", 1, 1], ["user", 2, 2], ["item", 1, 2],
+                                                                 ["item", 2, 2]]
+    assert usage.used_share.tolist() == [0.25, 0.5, 0.5, 0.5]
+    assert ids.loc["user"].tolist() == [2, 3, pytest.approx(2 / 3)] and ids.loc["item"].tolist() == [2, 2, 0.0]
