@@ -446,6 +446,32 @@ def kcore_filter(ratings: pd.DataFrame, min_user: int, min_item: int, max_rounds
 AMAZON_SCALE = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
+def kcore_table(ratings: pd.DataFrame, ks=range(1, 11)) -> pd.DataFrame:
+    """Per k (index): the users, items and positives left in the k-core of the positives of ``ratings``
+    (:func:`kcore_filter` with k on both sides), and the density in % the *raw* rating count would have
+    over those users and items (how a paper's Table 2 may have been computed)."""
+    pos = ratings[ratings.rating > POSITIVE_THRESHOLD]
+    rows = []
+    for k in ks:
+        core = kcore_filter(pos, k, k)
+        n_u, n_i = core.user.nunique(), core.item.nunique()
+        rows.append(dict(k=k, users=n_u, items=n_i, positives=len(core),
+                         raw_count_density=round(100 * len(ratings) / (n_u * n_i), 2)))
+    return pd.DataFrame(rows).set_index("k")
+
+
+def load_available(names, download=()) -> tuple[dict[str, "Dataset"], dict[str, str]]:
+    """Load each of ``names`` from the mirror or the cache, downloading only those in ``download``:
+    ({name: Dataset} of those at hand, {name: the first sentence of why not} of the others)."""
+    loaded, missing = {}, {}
+    for name in names:
+        try:
+            loaded[name] = load(name, download=name in download)
+        except DataNotFoundError as err:
+            missing[name] = str(err).split(".")[0]
+    return loaded, missing
+
+
 def _parse_amazon_books_2023(folder: Path, min_user: int = 30, min_item: int = 10) -> Dataset:
     """Amazon Reviews 2023 Books, rating-only CSV ``user_id,parent_asin,rating,timestamp`` (ms)."""
     path = _first_existing(folder, ["Books.csv.gz", "Books.csv"])

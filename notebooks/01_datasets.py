@@ -60,13 +60,8 @@ print(f"profile={profile}  DQREC_DATA_DIR={data.data_dir()}")
 # stand in for the paper's sets.
 
 # %%
-loaded, missing = {}, {}
-with timer() as elapsed:
-    for name in candidates:
-        try:  # download the profile's datasets if needed; the others only if already at hand
-            loaded[name] = data.load(name, download=name in params["datasets"] + [params["main_dataset"]])
-        except data.DataNotFoundError as err:
-            missing[name] = str(err).split(".")[0]
+with timer() as elapsed:  # download the profile's datasets if needed; the others only if already at hand
+    loaded, missing = data.load_available(candidates, download=params["datasets"] + [params["main_dataset"]])
 stats = pd.concat([ds.stats() for ds in loaded.values()], ignore_index=True)
 stats["checksum"] = stats.dataset.map({n: ds.checksum[:12] for n, ds in loaded.items()})
 write_table(stats, "table2", params | dict(datasets=list(loaded)), elapsed(),
@@ -100,15 +95,7 @@ HTML(plain(table2_beside_paper(stats)))
 # NBVAL_CHECK_OUTPUT
 cores = "ml-1m is not available"
 if "ml-1m" in loaded:
-    ml1m = loaded["ml-1m"].ratings
-    pos = ml1m[ml1m.rating > data.POSITIVE_THRESHOLD]
-    cores = []
-    for k in range(1, 11):
-        core = data.kcore_filter(pos, k, k)
-        n_u, n_i = core.user.nunique(), core.item.nunique()
-        cores.append(dict(k=k, users=n_u, items=n_i, positives=len(core),
-                          raw_count_density=round(100 * len(ml1m) / (n_u * n_i), 2)))
-    cores = pd.DataFrame(cores).set_index("k")
+    cores = data.kcore_table(loaded["ml-1m"].ratings)
     write_table(cores.reset_index().assign(dataset="ml-1m"), "table2_kcores", params,
                 checksums={"ml-1m": loaded["ml-1m"].checksum})
     paper_users = paper_table("table2_datasets").set_index("dataset").users["MovieLens"]

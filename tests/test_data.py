@@ -223,3 +223,28 @@ def test_prepare_sequences_never_see_the_future():
         if last[u] >= 0:
             assert last[u] == train[train.user == u].index.max()
     assert split.known().shape == (split.n_users, split.n_items)
+
+
+def test_kcore_table_counts_each_core_and_the_raw_density():
+    # users 0-2 rate items 0-2 positively; user 3 has one positive (item 3) and one negative rating
+    rows = [(u, i, 5.0) for u in range(3) for i in range(3)] + [(3, 3, 5.0), (3, 0, 1.0)]
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating"]).assign(timestamp=0.0)
+    t = data.kcore_table(ratings, ks=[1, 2])
+    assert t.loc[1, ["users", "items", "positives"]].tolist() == [4, 4, 10]  # the negative never counts
+    assert t.loc[2, ["users", "items", "positives"]].tolist() == [3, 3, 9]
+    assert t.loc[2, "raw_count_density"] == round(100 * 11 / 9, 2)  # every raw rating over the core's 3 x 3
+
+
+def test_load_available_downloads_only_what_it_is_told(monkeypatch):
+    asked = []
+
+    def load(name, download=True):
+        asked.append((name, download))
+        if name == "netflix":
+            raise data.DataNotFoundError("netflix is not here. Put it there.")
+        return f"the {name} data"
+
+    monkeypatch.setattr(data, "load", load)
+    loaded, missing = data.load_available(["ml-100k", "netflix"], download=["ml-100k"])
+    assert loaded == {"ml-100k": "the ml-100k data"} and missing == {"netflix": "netflix is not here"}
+    assert asked == [("ml-100k", True), ("netflix", False)]
