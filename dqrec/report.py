@@ -146,6 +146,29 @@ def column_chunks(columns, size: int = MAX_COLUMNS) -> list[list]:
     return [columns[i:i + size] for i in range(0, len(columns), size)] or [[]]
 
 
+def table1_html(summary: pd.DataFrame, dataset: str, splits, models=None) -> list[str]:
+    """Our Table 1 on ``dataset``: one :func:`render` per split and protocol (cut into tables of at most
+    :data:`MAX_COLUMNS` models), the best number of each whole row in bold."""
+    out = []
+    for kind in splits:
+        for protocol in ("in_batch", "full"):
+            text, means = table1_block(summary, dataset, kind, protocol, models)
+            mark = row_best(means)  # the best of the whole row, also when the block is cut in two
+            out += [render(text[cols], mark=mark[cols], caption=f"{dataset}, {kind} split, {protocol} protocol")
+                    for cols in column_chunks(text.columns)]
+    return out
+
+
+def paper_beside_ours_html(summary: pd.DataFrame, paper: pd.DataFrame, dataset: str, split: str) -> list[str]:
+    """The paper's MovieLens block with ours on ``dataset`` beside it (:func:`paper_beside_ours`, in-batch),
+    one :func:`render` per group of :data:`PAPER_GROUPS`; bold: the paper's best among its models, ours among ours."""
+    text, means = paper_beside_ours(summary, paper, "MovieLens", dataset, split)
+    mark = row_best(means)
+    return [render(text[list(cols)], mark=mark[list(cols)],
+                   caption=f"{group}: paper (MovieLens) and ours ({dataset}, {split} split, in-batch)")
+            for group, cols in PAPER_GROUPS.items()]
+
+
 def plain(df: pd.DataFrame, caption: str = "", index: str | None = None, wrap=()) -> str:
     """HTML of a results frame for the book: no row numbers (``index``: keep the index as a first column
     of that name), words for column names, integers with thousands separators (also integral floats,
@@ -181,6 +204,15 @@ def differences(cache, split, params: dict, a: str, others, seeds, protocol: str
     runs = {m: cached_ranks(cache, split, m, seeds, params) for m in dict.fromkeys([a, *others])}
     return differences_from_ranks(runs, a, list(others), protocol, metrics, n_boot).assign(
         dataset=split.name, split=split.kind)
+
+
+def differences_by_split(cache, dataset: str, splits, params: dict, a: str, others, seeds) -> pd.DataFrame:
+    """:func:`differences` of ``a`` against ``others`` on each split kind of ``dataset`` (split seed 0)."""
+    from .data import load, prepare
+
+    ds = load(dataset)
+    return pd.concat([differences(cache, prepare(ds, split=kind, seq_len=params["seq_len"], seed=0), params, a,
+                                  others, seeds) for kind in splits], ignore_index=True)
 
 
 def differences_from_ranks(runs: dict, a: str, others, protocol: str = "in_batch", metrics=METRICS,

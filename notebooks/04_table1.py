@@ -186,13 +186,7 @@ HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(pr
 # %%
 for name in params["datasets"]:
     display(Markdown(f"### {name}"))
-    for kind in splits:
-        for protocol in ("in_batch", "full"):
-            text, means = report.table1_block(summary, name, kind, protocol, models)
-            mark = report.row_best(means)  # the best of the whole row, also when the block is cut in two
-            for cols in report.column_chunks(text.columns):
-                display(HTML(report.render(text[cols], mark=mark[cols],
-                                           caption=f"{name}, {kind} split, {protocol} protocol")))
+    display(*map(HTML, report.table1_html(summary, name, splits, models)))
     plots.table1_bars(summary, name, "Recall", 10)
     plt.show()
 
@@ -211,11 +205,7 @@ paper = paper_table("table1_overall")
 main = params["main_dataset"] if params["main_dataset"] in params["datasets"] else params["datasets"][0]
 for kind in splits:
     display(Markdown(f"### MovieLens (paper) and {main} (ours), {kind} split"))
-    text, means = report.paper_beside_ours(summary, paper, "MovieLens", main, kind)
-    mark = report.row_best(means)  # rows are (metric, source): the paper's best among its models, ours among ours
-    for group, cols in report.PAPER_GROUPS.items():
-        display(HTML(report.render(text[list(cols)], mark=mark[list(cols)],
-                                   caption=f"{group}: paper (MovieLens) and ours ({main}, {kind} split, in-batch)")))
+    display(*map(HTML, report.paper_beside_ours_html(summary, paper, main, kind)))
 print("\n".join(f"{m}: {why}" for m, why in report.NOT_RUN_REASON.items()))
 
 # %% [markdown]
@@ -232,12 +222,8 @@ print("\n".join(f"{m}: {why}" for m, why in report.NOT_RUN_REASON.items()))
 # NDCG@10; the verdicts below use all six metrics.
 
 # %%
-diff_frames = []
-for kind in splits:
-    split = data.prepare(data.load(main), split=kind, seq_len=params["seq_len"], seed=0)
-    diff_frames.append(report.differences(results_dir(profile) / "runs", split, params, "DQRec",
-                                          [m for m in models if m != "DQRec"], params["seeds"]))
-diffs = pd.concat(diff_frames, ignore_index=True)
+diffs = report.differences_by_split(results_dir(profile) / "runs", main, splits, params, "DQRec",
+                                    [m for m in models if m != "DQRec"], params["seeds"])
 shown = report.differences_table(diffs)
 for kind in splits:
     part = shown[(shown.split == kind) & shown.metric.isin(["Recall@5", "NDCG@10"])].sort_values("metric", kind="stable")

@@ -426,3 +426,32 @@ def test_why_not_run_names_the_reason_a_paper_data_set_has_no_runs(tmp_path, mon
     assert report.why_not_run("MovieLens", ["ml-1m", "ml-100k"]) == ""
     assert "not among this profile's data sets ['ml-100k']" in report.why_not_run("MovieLens", ["ml-100k"])
     assert loaded == [("ml-1m", False), ("ml-1m", False)]  # the paper's MovieLens is our ml-1m, never downloaded
+
+
+def test_table1_html_cuts_wide_blocks_and_marks_each_whole_row():
+    models = [f"M{i}" for i in range(8)]  # 8 models: a block of 6 and one of 2
+    s = pd.concat([summary_of({m: 0.1 + 0.01 * i for i, m in enumerate(models)}, protocol=p)
+                   for p in ("in_batch", "full")], ignore_index=True)
+    tables = report.table1_html(s, "ml-1m", ["random"], models)
+    assert len(tables) == 4 and "ml-1m, random split, in_batch protocol" in tables[0]
+    assert "full protocol" in tables[2] and "M7" in tables[1] and "M7" not in tables[0]
+    assert "<b>0." not in tables[0] and tables[1].count("<b>0.") == len(report.METRICS)  # M7 holds each row's best
+
+    beside = report.paper_beside_ours_html(summary_of({"DQRec": 0.1}), paper_table("table1_overall"), "ml-1m", "random")
+    assert len(beside) == len(report.PAPER_GROUPS)
+    assert all(f"{g}: paper (MovieLens) and ours (ml-1m, random split, in-batch)" in t
+               for g, t in zip(report.PAPER_GROUPS, beside))
+
+
+def test_differences_by_split_prepares_each_split_kind(monkeypatch):
+    from dqrec import data
+
+    monkeypatch.setattr(data, "load", lambda name: f"{name} data")
+    monkeypatch.setattr(data, "prepare", lambda ds, split, seq_len, seed: (ds, split, seq_len, seed))
+    calls = []
+    monkeypatch.setattr(report, "differences", lambda cache, split, params, a, others, seeds: calls.append(
+        (split, a, tuple(others), seeds)) or pd.DataFrame({"split": [split[1]]}))
+    out = report.differences_by_split("cache", "ml-1m", ["temporal", "random"], {"seq_len": 20}, "DQRec", ["EASE"], [0, 1])
+    assert out.split.tolist() == ["temporal", "random"]
+    assert calls == [(("ml-1m data", "temporal", 20, 0), "DQRec", ("EASE",), [0, 1]),
+                     (("ml-1m data", "random", 20, 0), "DQRec", ("EASE",), [0, 1])]
