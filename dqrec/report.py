@@ -766,6 +766,17 @@ def run_provenance(results: pd.DataFrame, cache=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def runs_behind_tables(results_root: Path, tables) -> dict[str, pd.DataFrame]:
+    """:func:`run_provenance` of each of ``tables`` (names of ``<results_root>/<name>.csv``) that holds
+    model runs (columns seed, git_sha and model), against the run cache ``<results_root>/runs``."""
+    root = Path(results_root)
+    out = {}
+    for name in tables:
+        if {"seed", "git_sha", "model"} <= set(pd.read_csv(root / f"{name}.csv", nrows=0).columns):
+            out[name] = run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs")
+    return out
+
+
 def rekey_log(results_root: Path) -> pd.DataFrame:
     """The checks behind the cached runs carried over a change of their code (``<results_root>/rekey.json``,
     written by ``scripts/rekey_runs.py --verify``): per change, its date and commit, the models whose runs

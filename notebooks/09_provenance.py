@@ -91,12 +91,9 @@ HTML(report.plain(written, wrap=["checksums"]))
 # varied): the seeds, the epochs each seed trained, the commits and the split fingerprints.
 
 # %%
-run_tables = [name for name in tables if {"seed", "git_sha", "model"} <= set(pd.read_csv(root / f"{name}.csv",
-                                                                                        nrows=0).columns)]
-for name in run_tables:
-    display(Markdown(f"### {name}"))
-    display(HTML(report.plain(report.run_provenance(pd.read_csv(root / f"{name}.csv"), root / "runs"),
-                              wrap=["commits", "data"])))
+behind = report.runs_behind_tables(root, tables)
+for name, runs in behind.items():
+    display(Markdown(f"### {name}"), HTML(report.plain(runs, wrap=["commits", "data"])))
 
 # %% [markdown]
 # ## Runs carried over a change of their code
@@ -124,7 +121,7 @@ Markdown(f"The `{profile}` profile rendered this page. Of the paper's {len(hpara
          + "; ".join(f"{r.item} (paper: {r.paper}; ours: {r.ours})" for r in ours[ours.kind == "deviation"].itertuples())
          + ", and chooses where the paper is silent: "
          + "; ".join(f"{r.item}: {r.ours}" for r in ours[ours.kind == "paper silent: our choice"].itertuples())
-         + f". Its results tables were written by {written.commit.nunique()} commit(s); {len(run_tables)} of them "
+         + f". Its results tables were written by {written.commit.nunique()} commit(s); {len(behind)} of them "
          "are assembled from cached model runs, listed above with the commits that computed them. "
          + (f"{int(rekeyed['runs re-keyed'].sum())} cached runs were carried over "
             f"{rekeyed['code change'].nunique()} checked code change(s), each keeping the commit that computed it; "

@@ -455,3 +455,12 @@ def test_differences_by_split_prepares_each_split_kind(monkeypatch):
     assert out.split.tolist() == ["temporal", "random"]
     assert calls == [(("ml-1m data", "temporal", 20, 0), "DQRec", ("EASE",), [0, 1]),
                      (("ml-1m data", "random", 20, 0), "DQRec", ("EASE",), [0, 1])]
+
+
+def test_runs_behind_tables_only_for_tables_of_model_runs(tmp_path):
+    (tmp_path / "runs").mkdir()
+    pd.DataFrame(dict(dataset="d", split="s", model=["A"], seed=[0], epochs_run=[3], git_sha=["abcdef123"])).to_csv(
+        tmp_path / "table1.csv", index=False)
+    pd.DataFrame(dict(side=["user"], value=[1.0])).to_csv(tmp_path / "dqvae_groups.csv", index=False)
+    behind = report.runs_behind_tables(tmp_path, ["dqvae_groups", "table1"])
+    assert list(behind) == ["table1"] and behind["table1"].loc[0, "epochs"] == "3"
