@@ -94,6 +94,42 @@ def run_coverage(coverage: pd.DataFrame, models=None, title: str = "Runs behind 
     return fig
 
 
+VERDICT_COLOURS = {"reproduced": "#1a9850", "partly reproduced": "#fdae61", "not reproduced": "#d73027",
+                   "not testable here": "#bdbdbd"}
+
+
+def verdict_overview(claims: pd.DataFrame, labels: dict | None = None) -> plt.Figure:
+    """The verdict page at a glance: per chapter holding the evidence (rows, named by ``labels``: stem ->
+    name, default :func:`dqrec.report.chapter_title`), the number of the paper's claims with each verdict,
+    as stacked horizontal bars in the colours of :data:`VERDICT_COLOURS`."""
+    from .findings import VERDICTS
+    from .report import chapter_title
+
+    stem = claims.evidence.fillna("").str.split("#").str[0].replace("", "(no chapter)")
+    counts = pd.crosstab(stem, claims.verdict).reindex(columns=VERDICTS, fill_value=0)
+    counts = counts.loc[sorted(counts.index, reverse=True)]  # the first chapter on top
+    counts.index = [labels.get(s, s) if labels is not None else chapter_title(s) for s in counts.index]
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.36 * len(counts)))
+    left = np.zeros(len(counts))
+    for verdict in VERDICTS:
+        n = counts[verdict].to_numpy()
+        ax.barh(counts.index, n, left=left, color=VERDICT_COLOURS[verdict], label=f"{verdict} ({n.sum()})",
+                edgecolor="white")
+        for y, (x, w) in enumerate(zip(left, n)):
+            if w:
+                ax.text(x + w / 2, y, str(w), ha="center", va="center", fontsize=8)
+        left += n
+    ax.set_xlabel("claims of the paper", fontsize=8)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.tick_params(labelsize=8)
+    sns.despine(ax=ax)
+    ax.set_title(f"The paper's {len(claims)} claims tested, by verdict and chapter", fontsize=9)
+    fig.legend(*ax.get_legend_handles_labels(), ncols=len(VERDICTS), fontsize=7.5, loc="lower center",
+               bbox_to_anchor=(0.5, 0), frameon=False, handlelength=1, columnspacing=1)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+    return fig
+
+
 def protocol_relation(ranks: dict, k: int = 10, max_k: int = 100) -> plt.Figure:
     """Full-ranking Recall@n against the cut-off n, a panel per (dataset, split) in a grid (rows:
     data sets, columns: splits); dots: in-batch Recall@k placed where it meets the model's own

@@ -30,7 +30,7 @@ profile = os.environ.get("DQREC_PROFILE", "quick")
 import pandas as pd
 from IPython.display import Markdown
 
-from dqrec import report
+from dqrec import plots, report
 from dqrec.experiment import profile_params, results_dir, write_table
 
 params = profile_params(profile)
@@ -45,6 +45,12 @@ write_table(claims, "verdict", params);
 
 # %% [markdown]
 # ## At a glance
+#
+# The bars count the paper's claims by verdict, per chapter holding the evidence; the table under
+# them names each claim.
+
+# %%
+plots.verdict_overview(claims);
 
 # %%
 coverage = root / "table1_coverage.csv"
