@@ -330,6 +330,24 @@ def model_kwargs(name: str, seed: int, params: dict, **overrides) -> dict:
     return {**kw, **params.get("model_overrides", {}), **overrides}
 
 
+def _check_like_default(what: str, value, default) -> None:
+    """ValueError unless ``value`` has the type of ``default``: a bool for a bool, an int for an int, a
+    number for a float (never a bool for a number), anything for a default of None or none at all."""
+    import inspect
+
+    if default is None or default is inspect.Parameter.empty:
+        return
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, int if isinstance(default, int) else (int, float)) and not isinstance(value, bool)
+        want = "an integer" if isinstance(default, int) else "a number"
+    else:
+        ok, want = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise ValueError(f"{what}={value!r}: want {want} like its default {default!r}")
+
+
 def apply_overrides(model: str, params: dict, overrides: dict) -> dict:
     """``params`` with a run's ``overrides`` (``--set NAME=VALUE``) applied, each checked: a profile
     parameter this run uses (seq_len, tune; a parameter of :data:`MODEL_PARAMS` that ``model`` takes from
@@ -355,13 +373,7 @@ def apply_overrides(model: str, params: dict, overrides: dict) -> dict:
             raise ValueError(f"{model}'s {name} is chosen on validation from {tuned[name]} (TUNING_GRIDS); "
                              f"set tune=false to fix it")
         elif name in signature and name not in ("self", "seed"):
-            default = signature[name].default
-            kind = bool if isinstance(default, bool) else int if isinstance(default, int) else \
-                (int, float) if isinstance(default, float) else type(default) if default not in (None, inspect._empty) \
-                else object
-            if not isinstance(value, kind) or (kind in (int, (int, float)) and isinstance(value, bool)):
-                raise ValueError(f"{model} parameter {name}={value!r}: want {getattr(kind, '__name__', 'a number')} "
-                                 f"like its default {default!r}")
+            _check_like_default(f"{model} parameter {name}", value, signature[name].default)
             direct[name] = value
         else:
             hint = "the seed is --seed" if name == "seed" else \

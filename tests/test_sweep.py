@@ -287,7 +287,7 @@ def test_a_run_setting_is_applied_or_refused_never_ignored():
     for model, setting, message in [("SASRec", dict(nosuch=3), "would ignore nosuch"),
                                     ("SASRec", dict(k=5), "would ignore k"),  # DQRec's K, not SASRec's
                                     ("SASRec", dict(seed=3), "--seed"),
-                                    ("SASRec", dict(dim="abc"), "want int"),
+                                    ("SASRec", dict(dim="abc"), "want an integer"),
                                     ("SASRec", dict(dropout=True), "want a number"),
                                     ("ItemKNN", dict(k=5), "chosen on validation")]:
         with pytest.raises(ValueError, match=message):
