@@ -31,6 +31,35 @@ PAPER_MODELS = ("NCF", "NGCF", "Bert4Rec", "LGCN", "HCCF", "DuoRec", "CL4SRec", 
 REGISTRY_NAME = {"Bert4Rec": "BERT4Rec", "LGCN": "LightGCN", "LLMRec": None}
 NOT_RUN_REASON = {"LLMRec": "not run: it needs an LLM (GPT-3.5 in its paper) to write user/item profiles and edges, "
                             "which this offline, CPU-only project cannot call"}
+
+
+def model_notes(models) -> str:
+    """Markdown, one bullet per model of ``models`` whose row needs a word on how it ran here: LLMRec's
+    reason for having no number (:data:`NOT_RUN_REASON`), and the text encoder behind VQRec's item codes
+    (its registry default, which the profiles' runs use: the run key holds it)."""
+    from .baselines.itemtext import TFIDF_SVD
+    from .registry import make_model
+
+    notes = {m: why for m, why in NOT_RUN_REASON.items()}
+    encoder = make_model("VQRec").text_encoder
+    notes["VQRec"] = ("its item codes come from an offline text encoder, TF-IDF + truncated SVD of each item's "
+                      f"title, genres and year (`text_encoder=\"{TFIDF_SVD}\"`), not from the pre-trained BERT of its "
+                      "paper: no model hub is reachable from this project's machines" if encoder == TFIDF_SVD else
+                      f"its item codes come from the sentence-transformers model `{encoder}` over each item's title, "
+                      "genres and year")
+    return "\n".join(f"- **{m}**: {notes[m]}." for m in dict.fromkeys(models) if m in notes)
+
+
+def models_named(frame: pd.DataFrame) -> list[str]:
+    """The models of the registry (and the paper's LLMRec) that any text cell of ``frame`` names."""
+    import re
+
+    from .registry import model_names
+
+    text = " ".join(frame.astype(str).to_numpy().ravel())
+    return [m for m in [*model_names(), *NOT_RUN_REASON] if re.search(rf"(?<![\w-]){re.escape(m)}(?![\w-])", text)]
+
+
 # Two halves of the paper's columns, so that each table fits the page: graph / CF models, then
 # sequence and semantic-ID models (DQRec last, as in the paper).
 PAPER_GROUPS = {"collaborative-filtering and graph models": ("NCF", "NGCF", "LGCN", "HCCF", "SimRec", "MAERec", "LLMRec"),

@@ -189,6 +189,7 @@ for name in params["datasets"]:
     display(*map(HTML, report.table1_html(summary, name, splits, models)))
     plots.table1_bars(summary, name, "Recall", 10)
     plt.show()
+Markdown(report.model_notes(models))
 
 # %% [markdown]
 # ## Beside the paper
@@ -206,7 +207,7 @@ main = params["main_dataset"] if params["main_dataset"] in params["datasets"] el
 for kind in splits:
     display(Markdown(f"### MovieLens (paper) and {main} (ours), {kind} split"))
     display(*map(HTML, report.paper_beside_ours_html(summary, paper, main, kind)))
-print("\n".join(f"{m}: {why}" for m, why in report.NOT_RUN_REASON.items()))
+Markdown(report.model_notes(report.PAPER_MODELS))
 
 # %% [markdown]
 # The paper's other data sets, Books and Netflix, are not in our runs; their blocks are in

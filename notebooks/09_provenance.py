@@ -94,6 +94,7 @@ HTML(report.plain(written, wrap=["checksums"]))
 behind = report.runs_behind_tables(root, tables)
 for name, runs in behind.items():
     display(Markdown(f"### {name}"), HTML(report.plain(runs, wrap=["commits", "data"])))
+Markdown(report.model_notes(pd.concat(behind.values()).model if behind else []))
 
 # %% [markdown]
 # ## Runs carried over a change of their code

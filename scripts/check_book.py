@@ -16,7 +16,9 @@ the DOM that Chromium prints). A page fails on:
   scrolls inside its own box, a table that does scroll inside its box (part of it is out of view until
   the reader scrolls sideways), anything clipped by an ``overflow: hidden`` box, or a page wider than
   the window;
-* a chapter (``notebooks/NN_*.html`` other than the verdict page) without a "What we found" heading.
+* a chapter (``notebooks/NN_*.html`` other than the verdict page) without a "What we found" heading;
+* a page that names a model run differently from its paper without saying how (:data:`MODEL_NOTES`:
+  VQRec's item codes come from an offline text encoder here, and every page showing VQRec says so).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "book" / "_build" / "html"
 NO_FINDINGS_NEEDED = {"00_verdict"}  # the verdict page is the findings
+MODEL_NOTES = {"VQRec": "text encoder"}  # a page naming the model must also hold these words (dqrec.report.model_notes)
 
 CHECK_JS = r"""
 (function () {
@@ -180,6 +183,9 @@ def check_book(html_dir: Path, width: int = 1280, screenshots: Path | None = Non
         if rel.startswith("notebooks/") and re.match(r"\d\d_", stem) and stem not in NO_FINDINGS_NEEDED \
                 and not any(h.lower().startswith("what we found") for h in headings):
             problems.append('no "What we found" section (headings: ' + "; ".join(headings[:12]) + ")")
+        text = re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))
+        problems += [f"names {model} but not its {words}" for model, words in MODEL_NOTES.items()
+                     if re.search(rf"\b{model}\b", text) and words not in text]
         report[rel] = problems
         if screenshots is not None:
             screenshots.mkdir(parents=True, exist_ok=True)

@@ -97,15 +97,17 @@ def test_browser_check_passes_a_good_page_and_catches_each_problem(tmp_path):
         "09_scrolls.html": GOOD.format(cells=WIDE_CELLS),  # in view only once the reader scrolls sideways
         "10_table_scrolls.html": GOOD.format(cells="") + "<table style='display: block; overflow-x: auto'><tr>"
                                  + WIDE_CELLS + "</tr></table>",  # the table its own scroll box, as the theme styles it
+        "11_vqrec.html": GOOD.format(cells="<td>VQRec</td><td>0.1</td>"),  # VQRec without its text encoder
+        "12_vqrec_named.html": GOOD.format(cells="<td>VQRec</td>") + "<p>VQRec: an offline text encoder.</p>",
         "00_verdict.html": "<h1>Verdict</h1>",  # the verdict page needs no findings section
     }
     report = mod.check_book(write_book(tmp_path, broken))
     assert report["index.html"] == [] and report["notebooks/01_good.html"] == []
-    assert report["notebooks/00_verdict.html"] == []
+    assert report["notebooks/00_verdict.html"] == [] and report["notebooks/12_vqrec_named.html"] == []
     expect = {"02_image": "broken image", "03_traceback": "traceback", "04_math": "un-rendered math",
               "05_overflow": "wider than the page", "06_no_findings": "What we found", "07_clipped": "cut off",
               "08_untypeset": "math not typeset", "09_scrolls": "scrolls sideways",
-              "10_table_scrolls": "scrolls sideways"}
+              "10_table_scrolls": "scrolls sideways", "11_vqrec": "names VQRec but not its text encoder"}
     for stem, words in expect.items():
         problems = report[f"notebooks/{stem}.html"]
         assert any(words in p for p in problems), (stem, problems)

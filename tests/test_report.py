@@ -464,3 +464,14 @@ def test_runs_behind_tables_only_for_tables_of_model_runs(tmp_path):
     pd.DataFrame(dict(side=["user"], value=[1.0])).to_csv(tmp_path / "dqvae_groups.csv", index=False)
     behind = report.runs_behind_tables(tmp_path, ["dqvae_groups", "table1"])
     assert list(behind) == ["table1"] and behind["table1"].loc[0, "epochs"] == "3"
+
+
+def test_model_notes_name_vqrecs_text_encoder_and_llmrecs_reason():
+    from dqrec.registry import make_model
+
+    notes = report.model_notes(["DQRec", "VQRec", "LLMRec", "VQRec"]).splitlines()
+    assert len(notes) == 2 and notes[0].startswith("- **VQRec**: ") and notes[1].startswith("- **LLMRec**: not run")
+    assert make_model("VQRec").text_encoder == "tfidf-svd" and "TF-IDF + truncated SVD" in notes[0]
+    assert report.model_notes(["DQRec"]) == ""
+    claims = pd.DataFrame(dict(claim=["VQRec is ahead", "DQRec beats LLMRec"], why=["SASRec-like", "x"]))
+    assert report.models_named(claims) == ["DQRec", "VQRec", "LLMRec"]  # "SASRec-like" names no model
