@@ -727,12 +727,13 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 
 def verdict_summary(claims: pd.DataFrame, prefix: str = "", chapters=None, note: str = "") -> str:
     """Markdown: the counts, ``note`` (e.g. :func:`coverage_summary`), then one table row per claim
-    (section, claim, verdict, evidence link)."""
+    (section, claim, verdict, evidence link), then :func:`model_notes` on the models the claims name."""
     lines = [f"Of the paper's {len(claims)} claims tested: **{verdict_counts(claims)}**." + (f" {note}" if note else ""),
              "", "| Section | Claim | Verdict | Evidence |", "| --- | --- | --- | --- |"]
     lines += [f"| {_md(c.section)} | {_md(c.claim)} | **{c.verdict}** | {evidence_link(c.evidence, prefix, chapters)} |"
               for c in claims.itertuples()]
-    return "\n".join(lines)
+    notes = model_notes(models_named(claims))
+    return "\n".join(lines) + (f"\n\nHow some of the models named above ran here:\n\n{notes}" if notes else "")
 
 
 def coverage_summary(coverage: pd.DataFrame, table: str = "Table 1") -> str:

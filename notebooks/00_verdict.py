@@ -54,10 +54,8 @@ plots.verdict_overview(claims);
 
 # %%
 coverage = root / "table1_coverage.csv"
-notes = report.model_notes(report.models_named(claims))
 Markdown(report.verdict_summary(claims, chapters=chapters,
-                                note=report.coverage_summary(pd.read_csv(coverage)) if coverage.exists() else "")
-         + (f"\n\nHow some of the models named above ran here:\n\n{notes}" if notes else ""))
+                                note=report.coverage_summary(pd.read_csv(coverage)) if coverage.exists() else ""))
 
 # %% [markdown]
 # ## Claim by claim

@@ -475,3 +475,11 @@ def test_model_notes_name_vqrecs_text_encoder_and_llmrecs_reason():
     assert report.model_notes(["DQRec"]) == ""
     claims = pd.DataFrame(dict(claim=["VQRec is ahead", "DQRec beats LLMRec"], why=["SASRec-like", "x"]))
     assert report.models_named(claims) == ["DQRec", "VQRec", "LLMRec"]  # "SASRec-like" names no model
+
+
+def test_verdict_summary_says_how_the_models_it_names_ran():
+    claims = pd.DataFrame(dict(section="Table 1", claim=["VQRec is ahead of the other baselines", "DQRec wins"],
+                               verdict="not reproduced", evidence="04_table1"))
+    text = report.verdict_summary(claims)
+    assert text.index("| Table 1 | VQRec is ahead") < text.index("- **VQRec**: its item codes come from an offline")
+    assert "How some of the models" not in report.verdict_summary(claims.iloc[1:])  # DQRec needs no note
