@@ -569,6 +569,13 @@ def ablation_beside_paper(results: pd.DataFrame, diffs: pd.DataFrame, protocol: 
             .set_caption(f"{metric}@{k}, {protocol.replace('_', '-')} protocol; grey: our change is inside the noise"))
 
 
+def ablation_tables(results: pd.DataFrame, diffs: pd.DataFrame, k: int = 5) -> list:
+    """Every :func:`ablation_beside_paper` table of Table 3: Recall and NDCG at ``k``, in-batch protocol
+    (the paper's) first, then full ranking. Returns pandas Stylers in that order."""
+    return [ablation_beside_paper(results, diffs, protocol, metric, k)
+            for protocol in ("in_batch", "full") for metric in ("Recall", "NDCG")]
+
+
 def _ours_column(g: pd.DataFrame, d: pd.DataFrame, name: str, kind: str, variants, grey: dict) -> dict:
     by = g.groupby("model").value
     mean, sd, n = by.mean(), by.std(), by.size()

@@ -8,6 +8,7 @@ import seaborn as sns
 
 from .data import Split
 from .experiment import ABLATIONS
+from .experiment import ablation_changes as relative_changes
 
 PALETTE = "colorblind"  # Okabe-Ito-like, safe for the common colour-vision deficiencies
 sns.set_palette(PALETTE)
@@ -291,6 +292,15 @@ def ablation_changes(diffs: pd.DataFrame, paper: pd.DataFrame, title: str = "") 
     fig.text(0.99, 0.01, "bars: 95% interval; hollow: inside the noise", ha="right", fontsize=7, color="grey")
     fig.tight_layout()
     return fig
+
+
+def ablation_change_figures(diffs: pd.DataFrame, results: pd.DataFrame, k: int = 5) -> list[plt.Figure]:
+    """:func:`ablation_changes` of Recall@``k`` for each protocol (the paper's in-batch first, then full
+    ranking), each beside the paper's changes (:func:`dqrec.experiment.ablation_changes` of ``results``)."""
+    paper = relative_changes(results, "in_batch", "Recall", k).query("source == 'paper'")
+    return [ablation_changes(diffs[(diffs.protocol == protocol) & (diffs.metric == f"Recall@{k}")], paper,
+                             f"Recall@{k}, {name}")
+            for protocol, name in (("in_batch", "in-batch protocol (the paper's)"), ("full", "full ranking"))]
 
 
 def sensitivity(results: pd.DataFrame, metric: str = "Recall", k: int = 10, defaults: dict | None = None) -> plt.Figure:

@@ -55,8 +55,8 @@ import warnings
 from IPython.display import Markdown
 
 from dqrec import data, plots, sweep
-from dqrec.experiment import ablation_changes, profile_params, results_dir, timer, write_table
-from dqrec.findings import (ablation_beside_paper, ablation_differences, ablation_discussion, claims_ablations,
+from dqrec.experiment import profile_params, results_dir, timer, write_table
+from dqrec.findings import (ablation_differences, ablation_tables, ablation_discussion, claims_ablations,
                             to_markdown)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
@@ -109,16 +109,10 @@ print(f"{len(diffs)} differences ({t_diff():.0f} s)")
 # datasets chapter), so those columns are the paper's only. Grey: inside the noise.
 
 # %%
-for protocol in ("in_batch", "full"):
-    for metric in ("Recall", "NDCG"):
-        display(ablation_beside_paper(results, diffs, protocol, metric, k))
+display(*ablation_tables(results, diffs, k))
 
 # %%
-paper_changes = {metric: ablation_changes(results, "in_batch", metric, k).query("source == 'paper'")
-                 for metric in ("Recall", "NDCG")}
-for protocol, name in (("in_batch", "in-batch protocol (the paper's)"), ("full", "full ranking")):
-    plots.ablation_changes(diffs[(diffs.protocol == protocol) & (diffs.metric == f"Recall@{k}")],
-                           paper_changes["Recall"], f"Recall@{k}, {name}");
+plots.ablation_change_figures(diffs, results, k);
 
 # %% [markdown]
 # ## What we found

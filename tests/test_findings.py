@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dqrec import findings
-from dqrec.experiment import ABLATIONS
+from dqrec.experiment import ABLATIONS, ablation_changes
 
 
 def verdicts(claims):
@@ -167,6 +167,35 @@ def test_ablation_table_puts_ours_beside_the_paper_and_greys_the_noise():
     assert html.count("color: #888888") == 1 and "(-0.1%)" in html and "(-10.0%)" in html
     more = pd.concat([results] + [results[results.model == "DQRec"].assign(seed=s) for s in (1, 2)])
     assert list(findings.ablation_beside_paper(more, diffs).data.columns)[1] == "ml-1m, temporal (ours, 1-3 seeds)"
+
+
+def test_every_ablation_table_and_figure_shows_its_own_protocol():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dqrec import plots
+
+    results = pd.DataFrame([dict(dataset="ml-1m", split="temporal", protocol=p, model=m, metric=metric, k=5, seed=0,
+                                 value=0.07 if p == "in_batch" else 0.03)
+                            for m in [f"DQRec {v}" for v in ABLATIONS] + ["DQRec"]
+                            for p in ("in_batch", "full") for metric in ("Recall", "NDCG")])
+    diffs = pd.DataFrame([diff_row(f"DQRec {v}", "DQRec", -0.2 if p == "in_batch" else -0.4, False, dataset="ml-1m",
+                                   seeds=1, protocol=p, metric=f"{metric}@5")
+                          for v in ABLATIONS for p in ("in_batch", "full") for metric in ("Recall", "NDCG")])
+    tables = findings.ablation_tables(results, diffs)
+    assert [t.caption for t in tables] == [f"{m}@5, {p} protocol; grey: our change is inside the noise"
+                                           for p in ("in-batch", "full") for m in ("Recall", "NDCG")]
+    assert all("0.0700" in t.to_html() and "(-20.0%)" in t.to_html() for t in tables[:2])
+    assert all("0.0300" in t.to_html() and "(-40.0%)" in t.to_html() for t in tables[2:])
+    figures = plots.ablation_change_figures(diffs, results)
+    assert [f.axes[0].get_title() for f in figures] == ["Recall@5, in-batch protocol (the paper's)",
+                                                        "Recall@5, full ranking"]
+    paper = ablation_changes(results, "in_batch", "Recall", 5).query("source == 'paper' and dataset == 'MovieLens'")
+    for fig, change in zip(figures, (-20, -40)):
+        points = {c.get_label(): c.get_offsets()[:, 0] for c in fig.axes[0].collections if c.get_label()[0] != "_"}
+        assert np.allclose(points["ours: ml-1m (temporal, 1 seed)"], change)
+        assert np.allclose(points["paper: MovieLens"], 100 * paper.set_index("variant").change[list(ABLATIONS)])
+        matplotlib.pyplot.close(fig)
 
 
 def test_difference_rows_orient_the_change():
