@@ -97,6 +97,8 @@ Markdown(forensics.grid_notes(missing, loaded, params["seq_len"]))
 # In-batch Recall@10 of each cell divided by the same model's default cell (for "item states", by the
 # random-split cell with last training states; for candidate pools, by the in-batch default). Above 1:
 # the choice inflates the number.
+# One table per data set with computed cells; a data set without any has no table (its missing cells
+# are listed above).
 
 # %%
 display(*forensics.ratio_styles(eff, "in_batch", models, datasets, shade=True))
