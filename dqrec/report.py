@@ -221,6 +221,52 @@ def plain(df: pd.DataFrame, caption: str = "", index: str | None = None, wrap=()
     return (f'<p class="dqrec-caption"><b>{html.escape(caption)}</b></p>\n' if caption else "") + table
 
 
+def training_ended_table(ended: pd.DataFrame, models=None) -> pd.DataFrame:
+    """How training ended, one row per model (``models``' order) and a column per "dataset split": for a
+    trained model "epochs mean (min–max), best b" over the cell's runs, with "k of n at the cap" where the
+    epoch cap, not validation, stopped k of its n runs; for a model tuned on validation without epochs
+    (EASE, ItemKNN) the grid point chosen. ``ended``: :func:`dqrec.experiment.training_summary` rows.
+    Models with neither (MostPopular) are left out."""
+    def number(x):
+        return x.round(1).map("{:g}".format)
+
+    trained = ended.epochs_max > 0
+    span = np.where(ended.epochs_min < ended.epochs_max, " (" + number(ended.epochs_min) + "–" + number(ended.epochs_max)
+                    + ")", "")
+    capped = ended.runs - ended.stopped_by_validation
+    epochs = (number(ended.epochs_mean) + span + ", best " + number(ended.best_epoch_mean)
+              + np.where(capped > 0, "; " + capped.astype(str) + " of " + ended.runs.astype(str) + " at the cap", ""))
+    text = np.where(trained, epochs, "tuned: " + ended.tuned.fillna("").astype(str))
+    shown = ended.assign(cell=ended.dataset + " " + ended.split, text=text)[trained | (ended.tuned.fillna("") != "")]
+    table = shown.pivot(index="model", columns="cell", values="text").fillna("")
+    order = [m for m in (models or dict.fromkeys(shown.model)) if m in table.index]
+    return table.reindex(index=order, columns=list(dict.fromkeys(shown.cell)))
+
+
+def computed_on_summary(ended: pd.DataFrame, here: str = "cpu (2 cpus)") -> str:
+    """A sentence on where the runs were computed: all on this project's machine ``here`` except the
+    (model, cell)s listed under each other machine. ``ended``: columns dataset, split, model and
+    computed_on (:func:`dqrec.experiment.run_machines`, machines joined by "; "). Run files from before
+    machines were recorded ("not recorded") ran here."""
+    def words(machine):
+        found = re.fullmatch(r"(.*) \((\d+) cpus\)", machine)
+        if not found:
+            return machine
+        device, cpus = found.groups()
+        return f"a {cpus}-core CPU" if device == "cpu" else f"an {device} with {cpus} CPU cores"
+
+    elsewhere = {}
+    for r in ended.itertuples():
+        for machine in str(r.computed_on).split("; "):
+            if machine not in (here, "not recorded", "nan"):
+                elsewhere.setdefault(words(machine), []).append(f"{r.model} ({r.dataset} {r.split})")
+    text = f"Every run was computed on this project's machine, {words(here)}"
+    if not elsewhere:
+        return text + "."
+    return (text + ", except some or all seeds of these: " + "; ".join(f"on {m}, {', '.join(cells)}"
+                                                                  for m, cells in elsewhere.items()) + ".")
+
+
 # ----------------------------------------------------------------------------------------------
 # Differences with their uncertainty
 # ----------------------------------------------------------------------------------------------

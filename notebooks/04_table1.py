@@ -104,24 +104,26 @@ plt.show()
 # %% [markdown]
 # ## How training ended
 #
-# Epochs each trained model ran (mean and range over seeds), its best epoch, and how many runs
-# validation stopped (the rest hit the cap); for the tuned baselines, the grid point validation
-# chose; and where the runs were computed (run files from before machines were recorded say
-# "not recorded": those ran on this project's 2-core CPU machine). Compute times (`fit_seconds`)
-# are only comparable between runs of the same machine.
+# Epochs each trained model ran in each cell (mean over its seeds, with the range where they differ)
+# and its best epoch, the one whose state was kept; "at the cap" counts runs the 200-epoch cap stopped
+# instead of validation. For the baselines tuned on validation (EASE, ItemKNN), the grid point chosen.
+# Compute times (`fit_seconds`) are only comparable between runs of the same machine; the sentence
+# under the table says where the runs were computed.
 
 # %%
 ended = training_summary(results).merge(run_machines(results_dir(profile) / "runs", results), how="left",
-                                       on=["dataset", "split", "model"]).round(1)
-HTML(report.plain(ended, wrap=["computed_on"]))
+                                       on=["dataset", "split", "model"])
+HTML(report.plain(report.training_ended_table(ended, models), "Epochs run (mean over seeds, range), best epoch",
+                  index="model"))
 
 # %%
-print("grids:", TUNING_GRIDS)
+Markdown(report.computed_on_summary(ended) + " The tuning grids: " + "; ".join(
+    f"{model} {name} from {values}" for model, grid in TUNING_GRIDS.items() for name, values in grid.items()) + ".")
 
 # %% [markdown]
 # What a run costs: minutes per run (training until validation stopped it, then both evaluations of
-# the test split), mean over seeds, on the machine the table above names (a 2-core CPU unless it says
-# a GPU). Empty: no run yet.
+# the test split), mean over seeds, on the machine named above (this project's 2-core CPU unless the
+# sentence names another). Empty: no run yet.
 
 # %%
 HTML(report.plain(run_minutes(results, models).round(2).reset_index().rename(columns={"model": "minutes per run"}),

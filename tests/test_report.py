@@ -483,3 +483,29 @@ def test_verdict_summary_says_how_the_models_it_names_ran():
     text = report.verdict_summary(claims)
     assert text.index("| Table 1 | VQRec is ahead") < text.index("- **VQRec**: its item codes come from an offline")
     assert "How some of the models" not in report.verdict_summary(claims.iloc[1:])  # DQRec needs no note
+
+
+def test_training_ended_table_counts_epochs_and_runs_the_cap_stopped():
+    from dqrec.experiment import training_summary
+
+    runs = [("DQRec", "ml-1m", 0, 7, 2, "patience", None), ("DQRec", "ml-1m", 1, 9, 4, "cap", None),
+            ("DQRec", "ml-100k", 0, 12, 7, "patience", None), ("EASE", "ml-1m", 0, 0, 0, "", "l2=500.0"),
+            ("MostPopular", "ml-1m", 0, 0, 0, "", None), ("SASRec", "ml-100k", 0, 30, 25, "patience", None)]
+    results = pd.DataFrame([dict(model=m, dataset=d, split="random", seed=s, epochs_run=e, best_epoch=b, stopped_by=by,
+                                 tuned=t) for m, d, s, e, b, by, t in runs])
+    table = report.training_ended_table(training_summary(results), ["SASRec", "EASE", "MostPopular", "DQRec"])
+    assert list(table.index) == ["SASRec", "EASE", "DQRec"] and list(table.columns) == ["ml-1m random", "ml-100k random"]
+    assert table.loc["DQRec", "ml-1m random"] == "8 (7–9), best 3; 1 of 2 at the cap"
+    assert table.loc["DQRec", "ml-100k random"] == "12, best 7"
+    assert table.loc["EASE", "ml-1m random"] == "tuned: l2=500.0" and table.loc["SASRec", "ml-1m random"] == ""
+
+
+def test_computed_on_summary_names_each_other_machine_and_its_cells():
+    ended = pd.DataFrame([dict(dataset="ml-1m", split="random", model="DQRec", computed_on="NVIDIA H200 (16 cpus); cpu (2 cpus)"),
+                          dict(dataset="ml-1m", split="random", model="EASE", computed_on="cpu (16 cpus)"),
+                          dict(dataset="ml-100k", split="temporal", model="MF-BPR", computed_on="not recorded"),
+                          dict(dataset="ml-100k", split="random", model="NCF", computed_on="cpu (2 cpus)")])
+    text = report.computed_on_summary(ended)
+    assert text == ("Every run was computed on this project's machine, a 2-core CPU, except some or all seeds of these: "
+                    "on an NVIDIA H200 with 16 CPU cores, DQRec (ml-1m random); on a 16-core CPU, EASE (ml-1m random).")
+    assert report.computed_on_summary(ended.iloc[2:]) == "Every run was computed on this project's machine, a 2-core CPU."
