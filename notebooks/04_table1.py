@@ -105,8 +105,8 @@ plt.show()
 # ## How training ended
 #
 # Epochs each trained model ran in each cell (mean over its seeds, with the range where they differ)
-# and its best epoch, the one whose state was kept; "at the cap" counts runs the 200-epoch cap stopped
-# instead of validation. For the baselines tuned on validation (EASE, ItemKNN), the grid point chosen.
+# and its best epoch, the one whose state was kept; "at the cap" counts runs the epoch cap (the
+# profile's `epochs`, printed above) stopped instead of validation. For the baselines tuned on validation (EASE, ItemKNN), the grid point chosen.
 # Compute times (`fit_seconds`) are only comparable between runs of the same machine; the sentence
 # under the table says where the runs were computed.
 
