@@ -280,7 +280,8 @@ def ablation_changes(diffs: pd.DataFrame, paper: pd.DataFrame, title: str = "") 
         ax.errorbar(100 * g.relative, y, xerr=100 * np.vstack([g.relative - lo, hi - g.relative]), fmt="none",
                     ecolor=colours[j], lw=1)
         noise = g.inside_noise.astype(bool).to_numpy()
-        ax.scatter(100 * g.relative[~noise], y[~noise], color=colours[j], label=label, zorder=3)
+        ax.scatter(100 * g.relative[~noise], y[~noise], color=colours[j], label=label if (~noise).any() else None,
+                   zorder=3)
         ax.scatter(100 * g.relative[noise], y[noise], facecolors="white", edgecolors=colours[j], zorder=3,
                    label=None if (~noise).any() else label)
     ax.axvline(0, color="grey", lw=0.8)

@@ -196,6 +196,10 @@ def test_every_ablation_table_and_figure_shows_its_own_protocol():
         assert np.allclose(points["ours: ml-1m (temporal, 1 seed)"], change)
         assert np.allclose(points["paper: MovieLens"], 100 * paper.set_index("variant").change[list(ABLATIONS)])
         matplotlib.pyplot.close(fig)
+    inside = plots.ablation_change_figures(diffs.assign(inside_noise=True), results)[0]
+    labels = inside.axes[0].get_legend_handles_labels()[1]
+    assert labels.count("ours: ml-1m (temporal, 1 seed)") == 1  # hollow points only: one legend entry
+    matplotlib.pyplot.close(inside)
 
 
 def test_difference_rows_orient_the_change():
