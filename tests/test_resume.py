@@ -9,7 +9,7 @@ import pytest
 from dqrec import train
 from dqrec.evaluate import validation_criterion
 from dqrec.registry import make_model, model_names
-from tests.test_vqrec_maerec import make_split
+from tests.sequences import make_split
 
 EPOCHS = dict(epochs=4, patience=4, progress=False, device="cpu", seed=3)
 SEQ = dict(dim=16, max_len=8, batch_size=64, lr=5e-3)

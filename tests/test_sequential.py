@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from dqrec import data
 from dqrec.baselines import MostPopular
 from dqrec.baselines.cl4srec import augment, crop, mask, reorder
 from dqrec.baselines.duorec import same_target_partner
 from dqrec.baselines.sequential import SequenceEncoder, history, history_rows, info_nce, training_windows
 from dqrec.evaluate import evaluate
 from dqrec.registry import make_model
+from tests.sequences import item_cycle, make_split
 
 SEQUENTIAL = ("SASRec", "BERT4Rec", "CL4SRec", "DuoRec", "ICLRec")
 SMALL = dict(dim=16, max_len=8, batch_size=128, lr=5e-3, epochs=10, patience=10, progress=False, device="cpu")
@@ -20,23 +20,10 @@ EXTRA = {"ICLRec": dict(n_intents=8), "BERT4Rec": dict(epochs=40, patience=40)} 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_split(ratings, kind="temporal"):
-    n_users, n_items = ratings.user.max() + 1, ratings.item.max() + 1
-    users = pd.DataFrame({"gender": ["F"] * n_users}, index=pd.Index(range(n_users)))
-    items = pd.DataFrame({"title": [f"item {i}" for i in range(n_items)]}, index=pd.Index(range(n_items)))
-    return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=4)
-
-
 @pytest.fixture(scope="module")
 def planted():
-    """Every user walks the item cycle 0 -> 1 -> ... -> 59 -> 0 from a random start, one step per time unit:
-    the next item is the last one plus 1, while every item is about equally popular."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(160):
-        start, t0 = rng.integers(0, 60), rng.integers(0, 1000)
-        rows += [(u, (start + k) % 60, 5.0, float(t0 + k)) for k in range(12)]
-    return make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+    """The item cycle (:func:`tests.sequences.item_cycle`): the next item is the last one plus 1."""
+    return make_split(item_cycle(160))
 
 
 @pytest.fixture(scope="module")

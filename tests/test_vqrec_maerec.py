@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import torch
 
-from dqrec import data
 from dqrec.baselines import LABELS, NOT_RUN, MostPopular
 from dqrec.baselines.itemtext import ItemTextEncoder, item_texts, opq_codes
 from dqrec.baselines.maerec import MAERec
@@ -14,6 +13,7 @@ from dqrec.baselines.transition_graph import mask_paths, transition_graph
 from dqrec.baselines.vqrec import CodeItemEmbedding, VQRec
 from dqrec.evaluate import evaluate
 from dqrec.registry import make_model, model_names
+from tests.sequences import COLUMNS, item_cycle, make_split
 
 SMALL = {"dim": 16, "max_len": 8, "batch_size": 128, "lr": 5e-3, "epochs": 15, "patience": 15, "progress": False,
          "device": "cpu"}
@@ -21,26 +21,13 @@ VQ_SMALL = dict(SMALL, text_dim=32, n_code_groups=8, n_codewords=16, dropout=0.1
 MAE_SMALL = dict(SMALL, n_seeds=5, reconstruction_batch=256, n_reconstruction_negatives=8)
 
 
-def make_split(ratings, kind="temporal"):
-    n_users, n_items = ratings.user.max() + 1, ratings.item.max() + 1
-    users = pd.DataFrame({"gender": ["F"] * n_users}, index=pd.Index(range(n_users)))
-    items = pd.DataFrame({"title": [f"Film {i}" for i in range(n_items)], "genres": ["Drama|Comedy"] * n_items,
-                          "year": [1990.0 + i % 10 for i in range(n_items)]}, index=pd.Index(range(n_items)))
-    return data.prepare(data.Dataset("planted", ratings, users, items), split=kind, seq_len=4)
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def planted():
-    """Every user walks the item cycle 0 -> 1 -> ... -> 59 -> 0 from a random start, one step per time unit:
-    the next item is the last one plus 1, while every item is about equally popular."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(240):
-        start, t0 = rng.integers(0, 60), rng.integers(0, 1000)
-        rows += [(u, (start + k) % 60, 5.0, float(t0 + k)) for k in range(12)]
-    return make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+    """The item cycle (:func:`tests.sequences.item_cycle`): the next item is the last one plus 1."""
+    return make_split(item_cycle(240))
 
 
 def recall10(model, split):
@@ -149,7 +136,7 @@ def test_maerec_graph_uses_training_transitions_only():
     (validation/test): those last transitions must not be edges of the graph MAERec trains on."""
     rows = [(u, (u + k) % 5, 5.0, float(10 * u + k)) for u in range(10) for k in range(4)]
     rows += [(u, 10 + u, 5.0, 1000.0 + u) for u in range(10)]
-    split = make_split(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+    split = make_split(pd.DataFrame(rows, columns=COLUMNS))
     assert set(split.part("train").item) <= set(range(5)) and len(split.train) == 40
     model = MAERec(**{**MAE_SMALL, "epochs": 1}).fit(split)
     got = {tuple(e) for e in model.edges_}
