@@ -47,27 +47,32 @@ def history_at_sample(split: Split) -> plt.Figure:
     return fig
 
 
-def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: int = 10) -> plt.Figure:
-    """One data set's mean metric@k per model (error bars: sd over seeds), a panel per protocol, hue =
-    split; page-wide (8 x 3.2 in) with a colour-blind-safe palette and the legend below the panels."""
+def table1_bars(summary: pd.DataFrame, dataset: str, metric: str = "Recall", k: int = 10,
+                models=None) -> plt.Figure:
+    """One data set's mean metric@k per model (error bars: sd over seeds), hue = split; one page-wide
+    panel per protocol, the paper's first, stacked so that twenty model names fit under the bars; a
+    colour-blind-safe palette and the legend below. ``models``: the bars' order (default: as they come)."""
     df = summary[(summary.dataset == dataset) & (summary.metric == metric) & (summary.k == k)]
-    models, splits = list(dict.fromkeys(df.model)), list(dict.fromkeys(df.split))
+    models = [m for m in (models or dict.fromkeys(df.model)) if m in set(df.model)]
+    splits = list(dict.fromkeys(df.split))
     protocols = sorted(set(df.protocol), key=lambda p: p != "in_batch")  # the paper's protocol first
     colours = dict(zip(splits, sns.color_palette("colorblind", len(splits))))
-    fig, axes = plt.subplots(1, len(protocols), figsize=(8, 3.2), squeeze=False)
+    fig, axes = plt.subplots(len(protocols), 1, figsize=(8, 2.6 * len(protocols) + 0.6), squeeze=False)
     width = 0.8 / len(splits)
-    for ax, protocol in zip(axes[0], protocols):
+    for ax, protocol in zip(axes[:, 0], protocols):
         for j, split in enumerate(splits):
             part = df[(df.protocol == protocol) & (df.split == split)].set_index("model").reindex(models)
             x = np.arange(len(models)) + (j - (len(splits) - 1) / 2) * width
             ax.bar(x, part["mean"], width, yerr=part["std"], color=colours[split], label=f"{split} split",
                    error_kw=dict(lw=1))
-        ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize=8)
-        ax.set(title=f"{protocol} protocol", ylabel=f"{metric}@{k}")
+        ax.set_xticks(np.arange(len(models)), models, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.set(ylabel=f"{metric}@{k}")
+        ax.set_title(f"{protocol} protocol", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(splits), frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(f"{dataset}: {metric}@{k}, mean over seeds (bars: sd)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(splits), frameon=False)
     return fig
 
 

@@ -189,7 +189,7 @@ HTML(report.plain(pd.DataFrame([report.table_provenance("table1", results_dir(pr
 for name in params["datasets"]:
     display(Markdown(f"### {name}"))
     display(*map(HTML, report.table1_html(summary, name, splits, models)))
-    plots.table1_bars(summary, name, "Recall", 10)
+    plots.table1_bars(summary, name, "Recall", 10, models)
     plt.show()
 Markdown(report.model_notes(models))
 

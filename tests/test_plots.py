@@ -21,3 +21,34 @@ def test_verdict_overview_draws_each_chapters_counts_in_verdict_colours():
                     (1, colour["partly reproduced"]): 1, (1, colour["not testable here"]): 1}
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["reproduced (1)", "partly reproduced (1)", "not reproduced (2)", "not testable here (1)"]
+
+
+def test_table1_bars_draw_the_means_in_the_given_order_with_readable_names():
+    """Twenty models: each bar is its (model, split, protocol) mean, in the order asked for, and the
+    rotated names sit far enough apart not to run into each other, all inside the figure."""
+    import numpy as np
+
+    models = [f"Model{i:02d}Name" for i in range(20)]
+    rows = [dict(dataset="d", metric="Recall", k=10, model=m, split=s, protocol=p, mean=(i + 1) / 100 + (s == "random") / 2
+                 + (p == "full") / 4, std=0.001)
+            for i, m in enumerate(models) for s in ("temporal", "random") for p in ("full", "in_batch")]
+    order = models[::-1]
+    fig = plots.table1_bars(pd.DataFrame(rows), "d", models=order)
+    assert [ax.get_title() for ax in fig.axes] == ["in_batch protocol", "full protocol"]  # the paper's first
+    for ax, full in zip(fig.axes, (0, 1)):
+        assert [t.get_text() for t in ax.get_xticklabels()] == order
+        heights = sorted((round(p.get_x() + p.get_width() / 2), p.get_height()) for p in ax.patches)
+        expected = sorted((x, (int(order[x][5:7]) + 1) / 100 + r / 2 + full / 4) for x in range(20) for r in (0, 1))
+        assert np.allclose([h for _, h in heights], [h for _, h in expected])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    for ax in fig.axes:
+        labels = ax.get_xticklabels()
+        ticks = ax.transData.transform([(x, 0) for x in range(len(labels))])[:, 0]
+        font_px = labels[0].get_fontsize() * fig.dpi / 72
+        rotation = np.deg2rad(labels[0].get_rotation())
+        assert np.diff(ticks).min() * np.sin(rotation) > 1.2 * font_px  # parallel names do not touch
+        for t in labels:
+            e = t.get_window_extent(renderer)
+            assert e.x0 >= box.x0 and e.y0 >= box.y0 and e.x1 <= box.x1  # nothing cut off
