@@ -387,6 +387,32 @@ def reference_speed(results_dir: Path) -> pd.DataFrame:
                          for r in rows])
 
 
+def baseline_epoch_seconds(results_dir: Path, models=None) -> pd.DataFrame:
+    """Seconds per training epoch (validation apart) of each baseline per data set, as the benchmarks
+    recorded them in ``bench/``: ``sequential_epoch.json`` (scripts/bench_sequential.py; a ``NAME:SCHEME``
+    entry is shown as "NAME (SCHEME)") before the ``epochs`` of ``baselines.json``
+    (scripts/bench_baselines.py), RecBole's own rows left to :func:`reference_speed`. A cell is text: the
+    seconds, "(estimated)" where they are timed steps x steps per epoch rather than epochs run. Rows in
+    ``models``' order (then the rest), a column per data set; empty where nothing was timed."""
+    bench = Path(results_dir) / "bench"
+    cells = {}
+    path = bench / "baselines.json"
+    for r in json.loads(path.read_text()).get("epochs", []) if path.exists() else []:
+        if not r["model"].startswith("RecBole"):
+            cells[(r["model"], r["dataset"])] = f"{r['train_seconds']:,.{2 if r['train_seconds'] < 10 else 1}f}"
+    path = bench / "sequential_epoch.json"
+    for r in json.loads(path.read_text()).values() if path.exists() else []:
+        name, _, scheme = r["model"].partition(":")
+        estimated = " (estimated)" if r.get("note", "").startswith("estimated") else ""
+        seconds = r["seconds_per_epoch"]
+        cells[(f"{name} ({scheme})" if scheme else name, r["dataset"])] = f"{seconds:,.{2 if seconds < 10 else 1}f}{estimated}"
+    if not cells:
+        return pd.DataFrame()
+    table = pd.Series(cells).unstack().fillna("")
+    order = list(dict.fromkeys([*(r for m in (models or []) for r in table.index if r.split(" (")[0] == m), *table.index]))
+    return table.loc[order].rename_axis("model").rename_axis(None, axis=1).reset_index()
+
+
 def epoch_speed(results_dir: Path) -> pd.DataFrame:
     """One ML-1M DQRec training epoch per precision (``epoch`` of ``bench/dqrec.json``, written by
     scripts/bench_dqrec.py): the median of three epochs and its steps, the dense floor timed in the same

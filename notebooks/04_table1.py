@@ -273,6 +273,20 @@ else:
     print("no speed comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py --speed-epochs)")
 
 # %% [markdown]
+# Seconds per training epoch of every baseline on the two data sets the issues time (validation apart;
+# each model's own scheme unless named, on this project's 2-core CPU with one torch thread per run,
+# mostly beside one other run: each entry's machine and note are in `results/bench/`). For DuoRec and
+# ICLRec, which train on one prefix per target, an epoch was not run but estimated from timed training
+# steps; their ML-1M epochs are why those runs wait for a GPU.
+
+# %%
+epoch_seconds = report.baseline_epoch_seconds(results_dir("paper"), models)
+if len(epoch_seconds):
+    display(HTML(report.plain(epoch_seconds, "Seconds per training epoch of each baseline")))
+else:
+    print("no baseline epoch has been timed (scripts/bench_baselines.py, scripts/bench_sequential.py)")
+
+# %% [markdown]
 # How fast DQRec itself trains: one ML-1M training epoch (K=30, L=4, J=128, batch 1024; the median of
 # three) with its steps, in float32 (the book's runs) and with bfloat16 autocast, beside a floor timed
 # in the same run: the towers' dense layers alone on one step's shapes, forward and backward, scaled to

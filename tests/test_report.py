@@ -509,3 +509,25 @@ def test_computed_on_summary_names_each_other_machine_and_its_cells():
     assert text == ("Every run was computed on this project's machine, a 2-core CPU, except some or all seeds of these: "
                     "on an NVIDIA H200 with 16 CPU cores, DQRec (ml-1m random); on a 16-core CPU, EASE (ml-1m random).")
     assert report.computed_on_summary(ended.iloc[2:]) == "Every run was computed on this project's machine, a 2-core CPU."
+
+
+def test_baseline_epoch_seconds_reads_both_benchmarks_and_marks_estimates(tmp_path):
+    import json
+
+    assert report.baseline_epoch_seconds(tmp_path).empty
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "baselines.json").write_text(json.dumps({"epochs": [
+        dict(model="LightGCN", dataset="ml-1m", train_seconds=32.43), dict(model="RecBole LightGCN", dataset="ml-100k",
+                                                                            train_seconds=1.02),
+        dict(model="MAERec", dataset="ml-100k", train_seconds=99.0)]}))
+    (tmp_path / "bench" / "sequential_epoch.json").write_text(json.dumps({
+        "ml-100k/MAERec": dict(model="MAERec", dataset="ml-100k", seconds_per_epoch=39.03, note="measured: epochs"),
+        "ml-1m/DuoRec": dict(model="DuoRec", dataset="ml-1m", seconds_per_epoch=3187.8, note="estimated: steps"),
+        "ml-100k/SASRec:prefixes": dict(model="SASRec:prefixes", dataset="ml-100k", seconds_per_epoch=124.3,
+                                        note="measured: fit")}))
+    t = report.baseline_epoch_seconds(tmp_path, models=["DuoRec", "SASRec", "LightGCN"]).set_index("model")
+    assert list(t.index) == ["DuoRec", "SASRec (prefixes)", "LightGCN", "MAERec"]  # asked order, then the rest
+    assert list(t.columns) == ["ml-100k", "ml-1m"]
+    assert t.loc["DuoRec", "ml-1m"] == "3,187.8 (estimated)" and t.loc["LightGCN", "ml-1m"] == "32.4"
+    assert t.loc["MAERec", "ml-100k"] == "39.0"  # the sequential benchmark's own epoch, not the other file's
+    assert t.loc["SASRec (prefixes)", "ml-100k"] == "124.3" and t.loc["LightGCN", "ml-100k"] == ""
