@@ -395,21 +395,25 @@ def baseline_epoch_seconds(results_dir: Path, models=None) -> pd.DataFrame:
     seconds, "(estimated)" where they are timed steps x steps per epoch rather than epochs run. Rows in
     ``models``' order (then the rest), a column per data set; empty where nothing was timed."""
     bench = Path(results_dir) / "bench"
+
+    def seconds(x: float) -> str:
+        return f"{x:,.{2 if x < 10 else 1}f}"
+
     cells = {}
     path = bench / "baselines.json"
     for r in json.loads(path.read_text()).get("epochs", []) if path.exists() else []:
         if not r["model"].startswith("RecBole"):
-            cells[(r["model"], r["dataset"])] = f"{r['train_seconds']:,.{2 if r['train_seconds'] < 10 else 1}f}"
+            cells[(r["model"], r["dataset"])] = seconds(r["train_seconds"])
     path = bench / "sequential_epoch.json"
     for r in json.loads(path.read_text()).values() if path.exists() else []:
         name, _, scheme = r["model"].partition(":")
         estimated = " (estimated)" if r.get("note", "").startswith("estimated") else ""
-        seconds = r["seconds_per_epoch"]
-        cells[(f"{name} ({scheme})" if scheme else name, r["dataset"])] = f"{seconds:,.{2 if seconds < 10 else 1}f}{estimated}"
+        cells[(f"{name} ({scheme})" if scheme else name, r["dataset"])] = seconds(r["seconds_per_epoch"]) + estimated
     if not cells:
         return pd.DataFrame()
     table = pd.Series(cells).unstack().fillna("")
-    order = list(dict.fromkeys([*(r for m in (models or []) for r in table.index if r.split(" (")[0] == m), *table.index]))
+    rank = {m: i for i, m in enumerate(models or [])}
+    order = sorted(table.index, key=lambda row: rank.get(row.split(" (")[0], len(rank)))
     return table.loc[order].rename_axis("model").rename_axis(None, axis=1).reset_index()
 
 

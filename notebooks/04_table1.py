@@ -122,8 +122,7 @@ Markdown(report.computed_on_summary(ended) + " The tuning grids: " + "; ".join(
 
 # %% [markdown]
 # What a run costs: minutes per run (training until validation stopped it, then both evaluations of
-# the test split), mean over seeds, on the machine named above (this project's 2-core CPU unless the
-# sentence names another). Empty: no run yet.
+# the test split), mean over seeds, on the machines the sentence above names. Empty: no run yet.
 
 # %%
 HTML(report.plain(run_minutes(results, models).round(2).reset_index().rename(columns={"model": "minutes per run"}),
@@ -274,7 +273,7 @@ else:
 
 # %% [markdown]
 # Seconds per training epoch of every baseline on the two data sets the issues time (validation apart;
-# each model's own scheme unless named, on this project's 2-core CPU with one torch thread per run,
+# each model's own scheme unless named, on this project's machine (named above) with one torch thread per run,
 # mostly beside one other run: each entry's machine and note are in `results/bench/`). For DuoRec and
 # ICLRec, which train on one prefix per target, an epoch was not run but estimated from timed training
 # steps; their ML-1M epochs are why those runs wait for a GPU.
@@ -296,7 +295,7 @@ else:
 epoch_speed = report.epoch_speed(results_dir("paper"))
 if len(epoch_speed):
     display(HTML(report.plain(report.epoch_speed_by_step(epoch_speed),
-                              "One ML-1M DQRec training epoch and its floor (2-core CPU)")))
+                              "One ML-1M DQRec training epoch and its floor")))
     display(Markdown(report.epoch_speed_summary(epoch_speed)))
 else:
     print("the training epoch has not been timed (scripts/bench_dqrec.py)")
