@@ -387,34 +387,84 @@ def reference_speed(results_dir: Path) -> pd.DataFrame:
                          for r in rows])
 
 
-def baseline_epoch_seconds(results_dir: Path, models=None) -> pd.DataFrame:
+def bench_epoch_seconds(results_dir: Path) -> pd.DataFrame:
     """Seconds per training epoch (validation apart) of each baseline per data set, as the benchmarks
     recorded them in ``bench/``: ``sequential_epoch.json`` (scripts/bench_sequential.py; a ``NAME:SCHEME``
-    entry is shown as "NAME (SCHEME)") before the ``epochs`` of ``baselines.json``
-    (scripts/bench_baselines.py), RecBole's own rows left to :func:`reference_speed`. A cell is text: the
-    seconds, "(estimated)" where they are timed steps x steps per epoch rather than epochs run. Rows in
-    ``models``' order (then the rest), a column per data set; empty where nothing was timed."""
+    entry becomes the model "NAME (SCHEME)") over the ``epochs`` of ``baselines.json``
+    (scripts/bench_baselines.py), RecBole's own rows left to :func:`reference_speed`. Columns model,
+    dataset, seconds, estimated (timed steps x steps per epoch rather than epochs run)."""
     bench = Path(results_dir) / "bench"
-
-    def seconds(x: float) -> str:
-        return f"{x:,.{2 if x < 10 else 1}f}"
-
     cells = {}
     path = bench / "baselines.json"
     for r in json.loads(path.read_text()).get("epochs", []) if path.exists() else []:
         if not r["model"].startswith("RecBole"):
-            cells[(r["model"], r["dataset"])] = seconds(r["train_seconds"])
+            cells[(r["model"], r["dataset"])] = (r["train_seconds"], False)
     path = bench / "sequential_epoch.json"
     for r in json.loads(path.read_text()).values() if path.exists() else []:
         name, _, scheme = r["model"].partition(":")
-        estimated = " (estimated)" if r.get("note", "").startswith("estimated") else ""
-        cells[(f"{name} ({scheme})" if scheme else name, r["dataset"])] = seconds(r["seconds_per_epoch"]) + estimated
-    if not cells:
+        cells[(f"{name} ({scheme})" if scheme else name, r["dataset"])] = (
+            r["seconds_per_epoch"], r.get("note", "").startswith("estimated"))
+    return pd.DataFrame([dict(model=m, dataset=d, seconds=sec, estimated=est) for (m, d), (sec, est) in cells.items()],
+                        columns=["model", "dataset", "seconds", "estimated"])
+
+
+def baseline_epoch_seconds(results_dir: Path, models=None) -> pd.DataFrame:
+    """:func:`bench_epoch_seconds` for reading: rows in ``models``' order (then the rest), a column per data
+    set, each cell text: the seconds, "(estimated)" where estimated; empty where nothing was timed."""
+    bench = bench_epoch_seconds(results_dir)
+    if bench.empty:
         return pd.DataFrame()
-    table = pd.Series(cells).unstack().fillna("")
+    text = bench.seconds.map(lambda x: f"{x:,.{2 if x < 10 else 1}f}") + np.where(bench.estimated, " (estimated)", "")
+    table = text.set_axis(pd.MultiIndex.from_frame(bench[["model", "dataset"]])).unstack().fillna("")
     rank = {m: i for i, m in enumerate(models or [])}
     order = sorted(table.index, key=lambda row: rank.get(row.split(" (")[0], len(rank)))
     return table.loc[order].rename_axis("model").rename_axis(None, axis=1).reset_index()
+
+
+def missing_run_hours(coverage: pd.DataFrame, results: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """What the runs not computed yet would cost on the machine that computed the others, per (model,
+    dataset) with a missing run: ``missing`` runs, ``hours_each`` and ``hours`` in all, and ``from``, how the
+    hours were estimated: the mean fit + evaluation time of the model's runs on that data set where it has
+    some, else the benchmark's seconds per epoch (:func:`bench_epoch_seconds`) x the mean epochs of its runs
+    on any data set; NaN hours where neither exists. ``coverage``: :meth:`dqrec.sweep.Outcome.coverage`;
+    ``results``: the runs' rows (fit_seconds, eval_seconds, epochs_run per seed)."""
+    runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
+    hours_run = runs.assign(h=(runs.fit_seconds + runs.eval_seconds) / 3600).groupby(["model", "dataset"]).h.mean()
+    epochs = runs.groupby("model").epochs_run.mean()
+    bench = bench_epoch_seconds(results_dir).set_index(["model", "dataset"])
+    short = coverage.assign(missing=coverage.planned - coverage.done).query("missing > 0")
+    rows = []
+    for (model, dataset), missing in short.groupby(["model", "dataset"], sort=False).missing.sum().items():
+        if (model, dataset) in hours_run.index:
+            each, source = hours_run[(model, dataset)], "its runs on this data set"
+        elif (model, dataset) in bench.index and model in epochs.index:
+            b = bench.loc[(model, dataset)]
+            each = b.seconds * epochs[model] / 3600
+            source = (f"{'estimated' if b.estimated else 'timed'} epoch x {epochs[model]:.0f} epochs "
+                      "(its runs' mean)")
+        else:
+            each, source = np.nan, "no timing"
+        rows.append(dict(model=model, dataset=dataset, missing=int(missing), hours_each=each,
+                         hours=missing * each, **{"from": source}))
+    return pd.DataFrame(rows, columns=["model", "dataset", "missing", "hours_each", "hours", "from"])
+
+
+def missing_run_summary(cost: pd.DataFrame) -> str:
+    """One sentence on :func:`missing_run_hours`: the missing runs, the hours they would take, the
+    largest share, and the runs with no estimate."""
+    if cost.empty:
+        return "Every planned run has been computed."
+    known = cost.dropna(subset=["hours"]).sort_values("hours", ascending=False)
+    text = (f"The {cost.missing.sum()} runs not computed yet would take about **{known.hours.sum():,.0f} hours** "
+            f"of one core on this project's machine, as the table estimates")
+    if len(known):
+        top = known.iloc[0]
+        text += (f"; the largest share, {top.hours:,.0f} h, is {top.model} on {top.dataset} "
+                 f"({top.missing} runs of about {top.hours_each:,.1f} h)")
+    unknown = cost[cost.hours.isna()]
+    if len(unknown):
+        text += ("; no estimate (never timed) for " + ", ".join(f"{r.model} on {r.dataset}" for r in unknown.itertuples()))
+    return text + "."
 
 
 def epoch_speed(results_dir: Path) -> pd.DataFrame:
@@ -828,6 +878,17 @@ def coverage_summary(coverage: pd.DataFrame, table: str = "Table 1") -> str:
         text += f" Run on some (data set, split) cells only: {', '.join(some)}."
     return text + (" A missing run is compute not spent yet, not a model that failed: the table's chapter lists "
                    "each." if done < planned else "")
+
+
+def coverage_note(results_root: Path) -> str:
+    """The verdict page's note on what Table 1 stands on: :func:`coverage_summary` of
+    ``table1_coverage.csv`` and, where chapter 04 wrote it, :func:`missing_run_summary` of
+    ``table1_missing_hours.csv`` (both under ``results_root``); empty where neither exists."""
+    coverage, cost = Path(results_root) / "table1_coverage.csv", Path(results_root) / "table1_missing_hours.csv"
+    parts = [coverage_summary(pd.read_csv(coverage))] if coverage.exists() else []
+    if cost.exists() and parts:
+        parts.append(missing_run_summary(pd.read_csv(cost)))
+    return " ".join(parts)
 
 
 def verdict_details(claims: pd.DataFrame, prefix: str = "", chapters=None) -> str:

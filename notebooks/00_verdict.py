@@ -53,9 +53,7 @@ write_table(claims, "verdict", params);
 plots.verdict_overview(claims);
 
 # %%
-coverage = root / "table1_coverage.csv"
-Markdown(report.verdict_summary(claims, chapters=chapters,
-                                note=report.coverage_summary(pd.read_csv(coverage)) if coverage.exists() else ""))
+Markdown(report.verdict_summary(claims, chapters=chapters, note=report.coverage_note(root)))
 
 # %% [markdown]
 # ## Claim by claim

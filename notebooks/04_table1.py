@@ -102,6 +102,19 @@ plots.run_coverage(coverage, models, title="Table 1")
 plt.show()
 
 # %% [markdown]
+# What the missing runs would cost on this project's machine (one torch thread per run): the hours of
+# one run estimated from the model's own runs on that data set where it has some, else from its
+# benchmarked seconds per epoch (the table "Seconds per training epoch of each baseline" below) times
+# the mean epochs its runs trained.
+
+# %%
+missing_cost = report.missing_run_hours(coverage, results, results_dir(profile))
+write_table(missing_cost, "table1_missing_hours", params)
+display(Markdown(report.missing_run_summary(missing_cost)))
+if len(missing_cost):
+    display(HTML(report.plain(missing_cost.round(1), "Runs not computed yet and their estimated hours")))
+
+# %% [markdown]
 # ## How training ended
 #
 # Epochs each trained model ran in each cell (mean over its seeds, with the range where they differ)

@@ -531,3 +531,38 @@ def test_baseline_epoch_seconds_reads_both_benchmarks_and_marks_estimates(tmp_pa
     assert t.loc["DuoRec", "ml-1m"] == "3,187.8 (estimated)" and t.loc["LightGCN", "ml-1m"] == "32.4"
     assert t.loc["MAERec", "ml-100k"] == "39.0"  # the sequential benchmark's own epoch, not the other file's
     assert t.loc["SASRec (prefixes)", "ml-100k"] == "124.3" and t.loc["LightGCN", "ml-100k"] == ""
+
+
+def test_missing_run_hours_prefers_the_models_own_runs_then_bench_times_epochs(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "sequential_epoch.json").write_text(json.dumps({
+        "ml-1m/DuoRec": dict(model="DuoRec", dataset="ml-1m", seconds_per_epoch=3600.0, note="estimated: steps"),
+        "ml-100k/DuoRec": dict(model="DuoRec", dataset="ml-100k", seconds_per_epoch=1.0, note="measured: epochs")}))
+    coverage = pd.DataFrame([("DuoRec", "ml-100k", "temporal", 1, 3), ("DuoRec", "ml-100k", "random", 0, 3),
+                             ("DuoRec", "ml-1m", "temporal", 0, 3), ("DuoRec", "ml-1m", "random", 0, 3),
+                             ("ICLRec", "ml-1m", "random", 0, 3), ("NCF", "ml-1m", "random", 3, 3)],
+                            columns=["model", "dataset", "split", "done", "planned"])
+    results = pd.DataFrame([dict(model="DuoRec", dataset="ml-100k", split="temporal", seed=0, fit_seconds=7000.0,
+                                 eval_seconds=200.0, epochs_run=10, metric=m) for m in ("Recall", "NDCG")])
+    cost = report.missing_run_hours(coverage, results, tmp_path).set_index(["model", "dataset"])
+    assert list(cost.index) == [("DuoRec", "ml-100k"), ("DuoRec", "ml-1m"), ("ICLRec", "ml-1m")]  # NCF is complete
+    near = cost.loc[("DuoRec", "ml-100k")]
+    assert near.missing == 5 and near.hours_each == 2.0 and near.hours == 10.0  # its own run, not the 1 s bench
+    far = cost.loc[("DuoRec", "ml-1m")]
+    assert far.missing == 6 and far.hours_each == 10.0 and far["from"].startswith("estimated epoch x 10")
+    assert np.isnan(cost.loc[("ICLRec", "ml-1m")].hours)
+    text = report.missing_run_summary(cost.reset_index())
+    assert "14 runs" in text and "70 hours" in text and "60 h, is DuoRec on ml-1m" in text and "ICLRec on ml-1m" in text
+    assert report.missing_run_summary(cost.iloc[:0].reset_index()).startswith("Every planned run")
+
+
+def test_coverage_note_adds_the_missing_hours_chapter_04_wrote(tmp_path):
+    assert report.coverage_note(tmp_path) == ""
+    pd.DataFrame(dict(model=["DuoRec"], dataset=["ml-1m"], split="temporal", done=[0], planned=[3])).to_csv(
+        tmp_path / "table1_coverage.csv", index=False)
+    assert report.coverage_note(tmp_path).startswith("Table 1's verdicts stand on **0 of the 3 runs planned**")
+    pd.DataFrame([dict(model="DuoRec", dataset="ml-1m", missing=3, hours_each=40.0, hours=120.0,
+                       **{"from": "estimated epoch x 50 epochs"})]).to_csv(tmp_path / "table1_missing_hours.csv",
+                                                                          index=False)
+    note = report.coverage_note(tmp_path)
+    assert "0 of the 3 runs" in note and "about **120 hours**" in note and "DuoRec on ml-1m (3 runs" in note
