@@ -734,11 +734,13 @@ def training_summary(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def run_minutes(results: pd.DataFrame, models=None) -> pd.DataFrame:
-    """What one run cost where it ran: fit + test-evaluation minutes, mean over seeds, models (rows, in
-    ``models``' order) x "dataset split" (columns); empty where a model has no run."""
+def run_minutes(results: pd.DataFrame, models=None, by=("dataset", "split")) -> pd.DataFrame:
+    """What one run cost where it ran: fit + test-evaluation minutes, mean over the runs of each model
+    (rows, in ``models``' order) and cell, the values of the ``by`` columns joined by spaces (columns;
+    "dataset split" by default, so the mean is over seeds); empty where a model has no run."""
     runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
-    runs = runs.assign(minutes=(runs.fit_seconds + runs.eval_seconds) / 60, cell=runs.dataset + " " + runs.split)
+    runs = runs.assign(minutes=(runs.fit_seconds + runs.eval_seconds) / 60,
+                       cell=runs[list(by)].astype(str).apply(" ".join, axis=1))
     table = runs.pivot_table(index="model", columns="cell", values="minutes", aggfunc="mean", sort=False)
     return table.reindex(index=list(models or dict.fromkeys(runs.model)), columns=list(dict.fromkeys(runs.cell)))
 

@@ -428,9 +428,10 @@ def missing_run_hours(coverage: pd.DataFrame, results: pd.DataFrame, results_dir
     some, else the benchmark's seconds per epoch (:func:`bench_epoch_seconds`) x the mean epochs of its runs
     on any data set; NaN hours where neither exists. ``coverage``: :meth:`dqrec.sweep.Outcome.coverage`;
     ``results``: the runs' rows (fit_seconds, eval_seconds, epochs_run per seed)."""
-    runs = results.drop_duplicates(["dataset", "split", "model", "seed"])
-    hours_run = runs.assign(h=(runs.fit_seconds + runs.eval_seconds) / 3600).groupby(["model", "dataset"]).h.mean()
-    epochs = runs.groupby("model").epochs_run.mean()
+    from .experiment import run_minutes
+
+    hours_run = run_minutes(results, by=("dataset",)).stack() / 60
+    epochs = results.drop_duplicates(["dataset", "split", "model", "seed"]).groupby("model").epochs_run.mean()
     bench = bench_epoch_seconds(results_dir).set_index(["model", "dataset"])
     short = coverage.assign(missing=coverage.planned - coverage.done).query("missing > 0")
     rows = []
