@@ -372,6 +372,30 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
     return out
 
 
+def reference_gaps(reference: pd.DataFrame, tolerance: float = 0.1) -> str:
+    """One sentence on :func:`reference_comparison`: the rows where ours is within ``tolerance`` (relative)
+    of RecBole's Recall@10 and those further apart, each named by model, samples, training schemes and
+    the ratio ours / RecBole; a capped row (a smoke check) is named so."""
+    if reference.empty:
+        return ""
+
+    def name(r):
+        scheme = r.get("trained on")
+        extra = [str(r["samples"])] + ([f"trained on {scheme}"] if isinstance(scheme, str) else [])
+        capped = " (capped)" if "capped" in str(r.get("epochs", "")) else ""
+        return f"{r['model']} ({', '.join(extra)}){capped}: {r['ratio']:.2f}x"
+
+    near = (reference.ratio - 1).abs() <= tolerance
+    parts = []
+    if near.any():
+        parts.append(f"Ours is within {tolerance:.0%} of RecBole's Recall@10 for "
+                     + "; ".join(name(r) for _, r in reference[near].iterrows()))
+    if (~near).any():
+        parts.append(f"more than {tolerance:.0%} apart for " + "; ".join(name(r) for _, r in reference[~near].iterrows()))
+    text = ", and ".join(parts) + " (ratio ours / RecBole)."
+    return text[0].upper() + text[1:]
+
+
 def reference_speed(results_dir: Path) -> pd.DataFrame:
     """Seconds per training epoch of ours and of RecBole 1.2.1's same model, each pair timed in one run on
     one machine (``ratios_vs_recbole`` of ``bench/baselines.json``: scripts/recbole_compare.py for the graph

@@ -254,7 +254,8 @@ for kind in splits:
 # split's test samples belong to users without one, where a graph model has nothing to propagate); the
 # sequential ones on the test samples with a history (RecBole cannot encode an empty sequence). What each
 # pair does differently is listed in the scripts; "capped" marks a one-epoch smoke check, not a converged
-# run.
+# run. A sequential model trained on windows (ours' own scheme) appears again trained on prefixes, RecBole's
+# scheme, where that run of ours exists.
 
 # %%
 reference = report.reference_comparison(results_dir("paper"))
@@ -267,6 +268,7 @@ if len(reference):
                               + (f"; {cold:.0%} of the test samples belong to users without one" if cold is not None
                                  else ""))))
     display(HTML(report.plain(reference.dropna(subset=ndcg)[["model", "samples", *ndcg]], "NDCG@10 of the same runs")))
+    display(Markdown(report.reference_gaps(reference)))
 else:
     print("no reference comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py)")
 

@@ -19,6 +19,12 @@ with ``--keep-recbole-rows`` it trains nothing: RecBole's part of each entry alr
 ours re-read from the cache (after our model's code or training scheme changed). Each entry records the
 scheme ours trained on (``train_on``; RecBole always feeds one prefix per target).
 
+    python scripts/recbole_sequential.py --models SASRec --cached --keep-recbole-rows --ours-train-on prefixes
+
+``--ours-train-on`` reads the cached run of ours trained on that scheme (``--set train_on=...`` of
+``python -m dqrec.sweep run``) into its own entry (the key ends in ``/ours-<scheme>``), beside RecBole's
+part of the model's entry, so ours is compared with RecBole on RecBole's own scheme too.
+
     python scripts/recbole_sequential.py --speed-epochs 2
 
 ``--speed-epochs N`` compares speed only: in this one run it trains ours for N epochs on each training
@@ -48,7 +54,7 @@ from bench_baselines import bench_model, machine_info, update_bench  # noqa: E40
 from dqrec import data  # noqa: E402
 from dqrec.baselines.sequential import history  # noqa: E402
 from dqrec.evaluate import evaluate  # noqa: E402
-from dqrec.experiment import git_sha, machine, profile_params, results_dir, run_key  # noqa: E402
+from dqrec.experiment import apply_overrides, git_sha, machine, profile_params, results_dir, run_key  # noqa: E402
 from dqrec.stats import cached_ranks, per_sample  # noqa: E402
 from dqrec.registry import make_model  # noqa: E402
 
@@ -114,18 +120,22 @@ def metrics_from_ranks(ranks: np.ndarray, positions: np.ndarray) -> dict:
         "n_samples": int(len(positions))}
 
 
-def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h) -> dict:
-    """Our paper-profile Table 1 run of ``model_name`` read from the run cache, as a report part."""
+def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h, train_on: str | None = None) -> dict:
+    """Our paper-profile Table 1 run of ``model_name`` read from the run cache, as a report part; with
+    ``train_on``, its run on that training scheme (``--set train_on=...``)."""
     import pandas as pd
 
     params = profile_params("paper", progress=False)
+    if train_on:
+        params = apply_overrides(model_name, params, {"train_on": train_on})
     split = data.prepare(data.load(dataset), split=kind, seq_len=params["seq_len"], seed=0)
     cache = results_dir("paper") / "runs"
     found = cached_ranks(cache, split, model_name, [seed], params)
     if seed not in found:
         raise SystemExit(f"--cached: no paper-profile run of {model_name} on {dataset}/{kind} seed {seed} in {cache}; "
                          f"compute it with `python -m dqrec.sweep run --model {model_name} --dataset {dataset} "
-                         f"--split {kind} --seed {seed} --profile paper`")
+                         f"--split {kind} --seed {seed} --profile paper"
+                         + (f" --set train_on={train_on}`" if train_on else "`"))
     key = run_key(split, model_name, seed, params)
     row = pd.read_csv(cache / f"{key}.csv").iloc[0]
     full = found[seed]["full"]
@@ -174,11 +184,13 @@ def main():
     ap.add_argument("--keep-recbole-rows", action="store_true",
                     help="with --cached: train nothing, keep RecBole's part of each entry in --out, re-read ours")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
+    ap.add_argument("--ours-train-on", choices=["sequences", "prefixes"],
+                    help="with --cached: ours' run on this training scheme, in an entry of its own")
     ap.add_argument("--speed-epochs", type=int, default=0,
                     help="only time N training epochs of each side (ours on both schemes) and write the ratios")
     args = ap.parse_args()
-    if args.keep_recbole_rows and not args.cached:
-        ap.error("--keep-recbole-rows needs --cached (ours from the run cache)")
+    if (args.keep_recbole_rows or args.ours_train_on) and not args.cached:
+        ap.error("--keep-recbole-rows and --ours-train-on need --cached (ours from the run cache)")
     split = data.prepare(data.load(args.dataset), args.split)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -194,14 +206,15 @@ def main():
                 print(json.dumps(rows, indent=1), flush=True)
             return
         for model_name in args.models:
-            entry = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
+            base = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
+            entry = base + (f"/ours-{args.ours_train_on}" if args.ours_train_on else "")
             if args.cached:
-                ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h)
+                ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h, args.ours_train_on)
                 ours_epoch = [ours_part["seconds_per_epoch"]]
                 if args.keep_recbole_rows:
-                    if entry not in report:
-                        raise SystemExit(f"--keep-recbole-rows: no entry {entry} in {out} to keep RecBole's part of")
-                    report[entry].update(ours=ours_part, differences=DIFFERENCES[model_name], git_sha=git_sha(),
+                    if base not in report:
+                        raise SystemExit(f"--keep-recbole-rows: no entry {base} in {out} to keep RecBole's part of")
+                    report.setdefault(entry, dict(report[base])).update(ours=ours_part, differences=DIFFERENCES[model_name], git_sha=git_sha(),
                                          command=" ".join(sys.argv), speed_ratio_recbole_over_ours=None)
                     out.write_text(json.dumps(report, indent=1))
                     print(json.dumps(report[entry]["ours"], indent=1), flush=True)

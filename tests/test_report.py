@@ -265,6 +265,19 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     assert t.loc[2, "trained on"] == "sequences / prefixes"
 
 
+def test_reference_gaps_sorts_rows_by_the_tolerance_around_ratio_one():
+    assert report.reference_gaps(pd.DataFrame()) == ""
+    t = pd.DataFrame([dict(model="LightGCN", samples="all", ratio=0.5, epochs="10 / 10"),
+                      dict(model="SASRec", samples="with history", ratio=1.05, epochs="18 / 17", **{"trained on": "sequences / prefixes"}),
+                      dict(model="BERT4Rec", samples="with history", ratio=1.2, epochs="1 / 1 (capped)")])
+    text = report.reference_gaps(t, tolerance=0.1)
+    near, far = text.split("more than")
+    assert "SASRec (with history, trained on sequences / prefixes): 1.05x" in near and "LightGCN" not in near
+    assert "LightGCN (all): 0.50x" in far and "BERT4Rec (with history) (capped): 1.20x" in far
+    tight = report.reference_gaps(t, tolerance=0.01)
+    assert tight.startswith("More than 1% apart for") and "SASRec" in tight and "within" not in tight
+
+
 def test_reference_speed_reads_the_ratios_timed_in_one_run(tmp_path):
     import json
 
