@@ -47,7 +47,10 @@ PROFILES: dict[str, dict] = {
                   forensics_datasets=["ml-100k", "ml-1m"], forensics_seeds=[0],
                   forensics_eval_seeds={"ml-100k": [0, 1, 2], "ml-1m": [0]},
                   forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=False,
-                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=["SASRec", "VQRec"]),
+                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=["SASRec", "VQRec"],
+                  patience_runs={"ml-100k": {"temporal": [0]}}, patience_check=20,
+                  patience_models=["DQRec", "DualTower", "MF-BPR", "NCF", "NGCF", "LightGCN", "HCCF", "SimRec",
+                                   "SASRec", "BERT4Rec", "CL4SRec", "MAERec", "VQRec"]),
     "quick": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                   seeds=[0], epochs=200, patience=3, seq_len=20, representation_epochs=3,
                   ablation_seeds={"ml-100k": [0]}, ablation_splits=["temporal"],
@@ -56,7 +59,8 @@ PROFILES: dict[str, dict] = {
                   sensitivity_seeds=[0], sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
                   forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
                   forensics_models=["MostPopular", "EASE", "DualTower", "DQRec"], forensics_compute=True,
-                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[]),
+                  scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[],
+                  patience_runs={"ml-100k": {"temporal": [0]}}, patience_check=20, patience_models=[]),
     "test": dict(PAPER_HPARAMS, table1_models=list(MODEL_NAMES), datasets=["ml-100k"], main_dataset="ml-100k",
                  seeds=[0], epochs=2, patience=1, seq_len=10, representation_epochs=1, ablation_seeds={"ml-100k": [0]},
                  ablation_splits=["temporal"], loss_runs={"ml-100k": {"temporal": [0]}},
@@ -64,7 +68,8 @@ PROFILES: dict[str, dict] = {
                  sensitivity_grid={"k": [5, 30], "codebook_size": [16, 128], "n_layers": [2, 4]},
                  forensics_datasets=["ml-100k"], forensics_seeds=[0], forensics_eval_seeds=[0],
                  forensics_models=["MostPopular"], forensics_compute=True,
-                 scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[]),
+                 scheme_runs={"ml-100k": {"temporal": [0]}}, scheme_models=[],
+                 patience_runs={"ml-100k": {"temporal": [0]}}, patience_check=20, patience_models=[]),
 }
 
 
@@ -78,7 +83,7 @@ def profile_params(profile: str, **overrides) -> dict:
     return check_params(params)
 
 
-POSITIVE_INTS = ("epochs", "patience", "seq_len", "representation_epochs", "n_layers", "codebook_size", "k")
+POSITIVE_INTS = ("epochs", "patience", "patience_check", "seq_len", "representation_epochs", "n_layers", "codebook_size", "k")
 
 
 def check_params(params: dict) -> dict:
@@ -778,37 +783,67 @@ def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("R
     return out.reset_index()
 
 
-def scheme_comparison(results: pd.DataFrame) -> pd.DataFrame:
-    """The training schemes of the sequential models side by side (results of :func:`dqrec.sweep.schemes`,
-    labelled ``scheme``): one row per (dataset, split, model, scheme), Recall@10 and NDCG@10 under both
-    protocols (means over seeds), seeds, epochs run and fit minutes (means)."""
-    keys = ["dataset", "split", "model", "scheme"]
+VARIANT_WORDS = {"scheme": "trained on {}", "patience": "with patience {}"}  # how a variant reads in a sentence
+
+
+def variant_comparison(results: pd.DataFrame, label: str = "scheme") -> pd.DataFrame:
+    """Runs that differ in one setting side by side (results of :func:`dqrec.sweep.schemes` labelled
+    ``scheme``, of :func:`dqrec.sweep.patience` labelled ``patience``): one row per (dataset, split, model,
+    ``label``), Recall@10 and NDCG@10 under both protocols (means over seeds), seeds, epochs run, best
+    epoch and fit minutes (means)."""
+    keys = ["dataset", "split", "model", label]
     r = results[results.k == 10]
     scores = r.assign(col=r.metric + "@10 " + r.protocol).pivot_table(index=keys, columns="col", values="value",
                                                                        aggfunc="mean")
     runs = results.drop_duplicates([*keys, "seed"]).groupby(keys)
     cost = pd.DataFrame({"seeds": runs.seed.size(), "epochs": runs.epochs_run.mean(),
-                         "fit_minutes": runs.fit_seconds.mean() / 60})
+                         "best_epoch": runs.best_epoch.mean(), "fit_minutes": runs.fit_seconds.mean() / 60})
     cols = [c for c in ("Recall@10 full", "NDCG@10 full", "Recall@10 in_batch", "NDCG@10 in_batch") if c in scores]
     return scores[cols].join(cost).reset_index()
 
 
-def scheme_findings(table: pd.DataFrame, scheme: str = "sequences", other: str = "prefixes") -> str:
-    """Markdown bullets from :func:`scheme_comparison`: per (dataset, split, model) with both schemes, the
-    full-ranking Recall@10 of each, their ratio, and how much less ``scheme`` took to train."""
+def variant_findings(table: pd.DataFrame, label: str, first, second) -> str:
+    """Markdown bullets from :func:`variant_comparison`: per (dataset, split, model) with both variants
+    ``first`` and ``second`` of ``label``, the full-ranking and in-batch Recall@10 of each, their ratio
+    first / second, the training minutes and epochs of each."""
+    say = VARIANT_WORDS.get(label, label + " {}").format
     lines = []
     for (d, s, m), g in table.groupby(["dataset", "split", "model"], sort=False):
-        g = g.set_index("scheme")
-        if not {scheme, other} <= set(g.index):
-            lines.append(f"- {m} on {d} ({s}): only {', '.join(g.index)} ran.")
+        g = g.set_index(label)
+        if not {first, second} <= set(g.index):
+            lines.append(f"- {m} on {d} ({s}): only {', '.join(say(v) for v in g.index)} ran.")
             continue
-        a, b = g.loc[scheme], g.loc[other]
-        lines.append(f"- {m} on {d} ({s}): full-ranking Recall@10 {a['Recall@10 full']:.4f} trained on {scheme}, "
-                     f"{b['Recall@10 full']:.4f} on {other} (x{a['Recall@10 full'] / b['Recall@10 full']:.2f}), "
+        a, b = g.loc[first], g.loc[second]
+        ratio = {p: a[f"Recall@10 {p}"] / b[f"Recall@10 {p}"] for p in ("full", "in_batch")}
+        lines.append(f"- {m} on {d} ({s}): full-ranking Recall@10 {a['Recall@10 full']:.4f} {say(first)}, "
+                     f"{b['Recall@10 full']:.4f} {say(second)} (x{ratio['full']:.2f}; in-batch "
+                     f"{a['Recall@10 in_batch']:.4f} and {b['Recall@10 in_batch']:.4f}, x{ratio['in_batch']:.2f}), "
                      f"in {a.fit_minutes:.1f} against {b.fit_minutes:.1f} minutes of training "
-                     f"({b.fit_minutes / a.fit_minutes:.0f}x less; {a.epochs:.0f} and {b.epochs:.0f} epochs, "
+                     f"({a.epochs:.0f} and {b.epochs:.0f} epochs, best {a.best_epoch:.0f} and {b.best_epoch:.0f}; "
                      f"{a.seeds:.0f} seed(s)).")
     return "\n".join(lines)
+
+
+def variant_summary(table: pd.DataFrame, label: str, first, second, protocol: str = "in_batch",
+                    model: str = "DQRec") -> str:
+    """One sentence on :func:`variant_comparison`: over the models with both variants, the median and range
+    of the relative change of Recall@10 (``protocol``) from ``first`` to ``second``, and ``model``'s rank
+    among them under each."""
+    say = VARIANT_WORDS.get(label, label + " {}").format
+    col = f"Recall@10 {protocol}"
+    wide = table.pivot_table(index=["dataset", "split", "model"], columns=label, values=col).dropna(subset=[first, second])
+    if wide.empty:
+        return ""
+    change = (100 * (wide[second] / wide[first] - 1)).droplevel([0, 1])
+    cells = ", ".join(f"{d} {s}" for d, s in dict.fromkeys((d, s) for d, s, _ in wide.index))
+    text = (f"{say(second).capitalize()} instead of {say(first).split(' ', 1)[1]}, {protocol.replace('_', '-')} Recall@10 "
+            f"({cells}) changed by a median of {change.median():+.1f}% over {len(change)} models, from "
+            f"{change.min():+.1f}% ({change.idxmin()}) to {change.max():+.1f}% ({change.idxmax()})")
+    if model in change.index and len(wide) > 1:
+        rank = {v: int(wide[v].droplevel([0, 1]).rank(ascending=False)[model]) for v in (first, second)}
+        text += (f"; {model} ranks {rank[first]} of {len(wide)} {say(first)} and {rank[second]} "
+                 f"{say(second)}")
+    return text + "."
 
 
 def compare_models(summary: pd.DataFrame, models, metrics=(("Recall", 10), ("NDCG", 10))) -> pd.DataFrame:

@@ -905,14 +905,26 @@ def coverage_summary(coverage: pd.DataFrame, table: str = "Table 1") -> str:
                    "each." if done < planned else "")
 
 
-def coverage_note(results_root: Path) -> str:
+def coverage_note(results_root: Path, params: dict | None = None) -> str:
     """The verdict page's note on what Table 1 stands on: :func:`coverage_summary` of
-    ``table1_coverage.csv`` and, where chapter 04 wrote it, :func:`missing_run_summary` of
-    ``table1_missing_hours.csv`` (both under ``results_root``); empty where neither exists."""
-    coverage, cost = Path(results_root) / "table1_coverage.csv", Path(results_root) / "table1_missing_hours.csv"
+    ``table1_coverage.csv``, where chapter 04 wrote it, :func:`missing_run_summary` of
+    ``table1_missing_hours.csv`` and, given the profile's ``params``, the patience check of
+    ``patience_check.csv`` (:func:`dqrec.experiment.variant_summary`; all under ``results_root``); empty
+    where none exists."""
+    from .experiment import variant_comparison, variant_summary
+
+    root = Path(results_root)
+    coverage, cost, patience = (root / f"{name}.csv" for name in ("table1_coverage", "table1_missing_hours",
+                                                                  "patience_check"))
     parts = [coverage_summary(pd.read_csv(coverage))] if coverage.exists() else []
     if cost.exists() and parts:
         parts.append(missing_run_summary(pd.read_csv(cost)))
+    if params and patience.exists():
+        check = variant_summary(variant_comparison(pd.read_csv(patience), "patience"), "patience",
+                                params["patience"], params["patience_check"])
+        if check:
+            parts.append(f"Table 1's runs stop after {params['patience']} epochs without a better validation score. "
+                         + check + " (chapter 04, the patience check).")
     return " ".join(parts)
 
 

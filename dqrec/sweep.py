@@ -153,7 +153,17 @@ def schemes(params: dict, datasets=None, splits=None, models=None, seeds=None) -
                              labels=[{"scheme": v["train_on"]} for v in variations])]
 
 
-TABLES = {"table1": table1, "loss": loss, "table3": table3, "fig3": fig3, "schemes": schemes}
+def patience(params: dict, datasets=None, splits=None, models=None, seeds=None) -> list[Run]:
+    """Does the profile's ``patience`` stop training too early? Its ``patience_models`` on its
+    ``patience_runs``, each trained with that patience (Table 1's runs) and with ``patience_check``; rows
+    labelled ``patience``."""
+    variations = [{"patience": n} for n in (params["patience"], params["patience_check"])]
+    return [r for d, s, cell_seeds in _cells(params["patience_runs"], datasets, splits, seeds, params["seeds"])
+            for r in product(params, [d], [s], models or params["patience_models"], cell_seeds, variations=variations,
+                             labels=[{"patience": v["patience"]} for v in variations])]
+
+
+TABLES = {"table1": table1, "loss": loss, "table3": table3, "fig3": fig3, "schemes": schemes, "patience": patience}
 
 
 # --------------------------------------------------------------------------------------------

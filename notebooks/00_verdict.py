@@ -53,7 +53,7 @@ write_table(claims, "verdict", params);
 plots.verdict_overview(claims);
 
 # %%
-Markdown(report.verdict_summary(claims, chapters=chapters, note=report.coverage_note(root)))
+Markdown(report.verdict_summary(claims, chapters=chapters, note=report.coverage_note(root, params)))
 
 # %% [markdown]
 # ## Claim by claim

@@ -55,10 +55,10 @@ from IPython.display import HTML, Markdown
 
 from dqrec import data, plots, report, sweep
 from dqrec.evaluate import equivalent_full_k
-from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, paper_table,
-                              model_settings, profile_params, results_dir, pair_findings, scheme_comparison, scheme_findings,
-                              summarise, table1_findings,
-                              run_machines, run_minutes, training_summary, write_table)
+from dqrec.experiment import (ROOT, TUNING_GRIDS, before_after, compare_models, paper_table, model_settings,
+                              profile_params, results_dir, pair_findings, summarise, table1_findings, run_machines,
+                              run_minutes, training_summary, variant_comparison, variant_findings, variant_summary,
+                              write_table)
 
 warnings.filterwarnings("ignore", message=".*have no timestamp.*")
 params = profile_params(profile, datasets=datasets, seeds=seeds, epochs=epochs, progress=False)
@@ -171,11 +171,34 @@ scheme_runs = sweep.execute(sweep.schemes(params), params, results_dir(profile) 
                             missing=missing, progress=False)
 if len(scheme_runs.results):
     write_table(scheme_runs.results, "training_schemes", params, missing_runs=[str(r) for r in scheme_runs.missing])
-    schemes = scheme_comparison(scheme_runs.results)
+    schemes = variant_comparison(scheme_runs.results, "scheme")
     display(HTML(report.plain(schemes.round(4), "Each training scheme (means over seeds; fit minutes as measured)")))
-    display(Markdown(scheme_findings(schemes)))
+    display(Markdown(variant_findings(schemes, "scheme", "sequences", "prefixes")))
 else:
     print(f"this profile compares no training schemes (scheme_models={params['scheme_models']})")
+
+# %% [markdown]
+# ### Does the patience stop training too early?
+#
+# Every model here trains until its validation metric has not improved for `patience` epochs (the
+# profile's; the paper does not say how it stopped), and is then scored at its best epoch. A validation
+# curve that stalls for a few epochs and climbs again stops such a run early, and an epoch of few steps
+# (a window-trained sequential model's) makes that likelier. So the profile's `patience_models` were also
+# trained with `patience_check` epochs of patience on its `patience_runs`; Table 1 keeps the profile's
+# patience, and the verdict page repeats the sentence below.
+
+# %%
+patience_runs = sweep.execute(sweep.patience(params), params, results_dir(profile) / "runs", workers=workers,
+                              missing=missing, progress=False)
+if len(patience_runs.results):
+    write_table(patience_runs.results, "patience_check", params, missing_runs=[str(r) for r in patience_runs.missing])
+    patience = variant_comparison(patience_runs.results, "patience")
+    display(HTML(report.plain(patience.round(4), f"Each model with patience {params['patience']} (Table 1's runs) "
+                              f"and {params['patience_check']} (fit minutes as measured)")))
+    display(Markdown(variant_summary(patience, "patience", params["patience"], params["patience_check"])))
+    display(Markdown(variant_findings(patience, "patience", params["patience"], params["patience_check"])))
+else:
+    print(f"this profile checks no patience (patience_models={params['patience_models']})")
 
 # %% [markdown]
 # ### Provenance of these runs

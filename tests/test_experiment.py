@@ -188,23 +188,34 @@ def test_run_record_keeps_the_epoch_log(name):
     assert {"epoch", "loss", "valid"} <= set(record["history"][0])
 
 
-def test_scheme_comparison_and_findings():
+def test_variant_comparison_findings_and_summary():
     rows = []
     for scheme, value, seconds, epochs in (("sequences", 0.15, 60.0, 20), ("prefixes", 0.20, 1200.0, 10)):
         for seed in (0, 1):
             for protocol in ("full", "in_batch"):
                 for metric in ("Recall", "NDCG"):
                     rows.append(dict(dataset="d", split="temporal", protocol=protocol, model="SASRec", metric=metric,
-                                     k=10, seed=seed, value=value + 0.01 * seed, fit_seconds=seconds,
-                                     epochs_run=epochs, scheme=scheme))
+                                     k=10, seed=seed, value=value + 0.01 * seed + (protocol == "in_batch") * 0.1,
+                                     fit_seconds=seconds, epochs_run=epochs, best_epoch=epochs - 5, scheme=scheme))
     rows.append(dict(rows[0], model="VQRec"))
-    table = experiment.scheme_comparison(pd.DataFrame(rows))
+    table = experiment.variant_comparison(pd.DataFrame(rows), "scheme")
     sas = table[table.model == "SASRec"].set_index("scheme")
     assert sas.loc["sequences", "Recall@10 full"] == pytest.approx(0.155)
     assert sas.loc["prefixes", "fit_minutes"] == pytest.approx(20.0) and sas.loc["prefixes", "seeds"] == 2
-    text = experiment.scheme_findings(table)
-    assert "0.1550 trained on sequences, 0.2050 on prefixes (x0.76)" in text and "(20x less" in text
-    assert "VQRec on d (temporal): only sequences ran." in text
+    assert sas.loc["prefixes", "best_epoch"] == 5
+    text = experiment.variant_findings(table, "scheme", "sequences", "prefixes")
+    assert "0.1550 trained on sequences, 0.2050 trained on prefixes (x0.76; in-batch 0.2550 and 0.3050, x0.84)" in text
+    assert "(20 and 10 epochs, best 15 and 5; 2 seed(s))" in text
+    assert "VQRec on d (temporal): only trained on sequences ran." in text
+    # the patience check: three models, each better with more patience but by different amounts
+    rows = [dict(dataset="d", split="temporal", protocol=p, model=m, metric="Recall", k=10, seed=0,
+                 value=v * (1 + gain * (patience == 20)), fit_seconds=60.0, epochs_run=10, best_epoch=5, patience=patience)
+            for m, v, gain in (("DQRec", 0.30, 0.0), ("SASRec", 0.25, 0.4), ("LightGCN", 0.10, 0.1))
+            for patience in (5, 20) for p in ("full", "in_batch")]
+    summary = experiment.variant_summary(experiment.variant_comparison(pd.DataFrame(rows), "patience"), "patience", 5, 20)
+    assert summary.startswith("With patience 20 instead of patience 5, in-batch Recall@10 (d temporal) changed by a "
+                              "median of +10.0% over 3 models, from +0.0% (DQRec) to +40.0% (SASRec)")
+    assert summary.endswith("DQRec ranks 1 of 3 with patience 5 and 2 with patience 20.")
 
 
 def rekey_script():

@@ -228,6 +228,21 @@ def test_scheme_runs_reach_the_model_and_share_table1s_cache():
     assert sweep.schemes(experiment.profile_params("test")) == []  # no sequential model in the small profiles
 
 
+def test_patience_runs_reach_the_trainer_and_share_table1s_cache():
+    """The patience check's runs with the profile's patience are Table 1's (one cache entry); the others
+    really train with ``patience_check`` (the override reaches the model, and so its run key)."""
+    p = experiment.profile_params("paper")
+    runs = sweep.patience(p)
+    assert {(r.model, dict(r.labels)["patience"]) for r in runs} == {
+        (m, n) for m in p["patience_models"] for n in (p["patience"], p["patience_check"])}
+    split = planted_split()
+    for r in runs:
+        assert experiment.model_kwargs(r.model, 0, r.params(p))["patience"] == dict(r.overrides)["patience"]
+        same_as_table1 = experiment.run_key(split, r.model, r.seed, r.params(p)) == experiment.run_key(split, r.model, r.seed, p)
+        assert same_as_table1 == (dict(r.labels)["patience"] == p["patience"])
+    assert sweep.patience(experiment.profile_params("test")) == []
+
+
 def test_a_killed_run_resumes_its_training_and_drops_its_checkpoints(tmp_path, monkeypatch):
     """Killed in epoch 3, a run keeps epochs 1-2 in its checkpoint; started again it continues from there
     (the first two epochs' timings are the checkpoint's, and count in its fit time), ends as an
