@@ -195,9 +195,11 @@ if len(patience_runs.results):
     patience = variant_comparison(patience_runs.results, "patience")
     display(HTML(report.plain(patience.round(4), f"Each model with patience {params['patience']} (Table 1's runs) "
                               f"and {params['patience_check']} (fit minutes as measured)")))
-    display(Markdown(variant_summary(patience, "patience", params["patience"], params["patience_check"])))
+    patience_note = variant_summary(patience, "patience", params["patience"], params["patience_check"])
+    display(Markdown(patience_note))
     display(Markdown(variant_findings(patience, "patience", params["patience"], params["patience_check"])))
 else:
+    patience_note = ""
     print(f"this profile checks no patience (patience_models={params['patience_models']})")
 
 # %% [markdown]
@@ -425,6 +427,6 @@ available = {name: report.why_not_run(name, params["datasets"]) for name in ("Bo
 claims = report.claims_table1(summary, diffs, paper, main, splits, available) + [report.claim_family_order(summary, paper),
                                                                             report.claim_baseline_order(summary, paper)]
 write_table(report.claims_frame(claims), "table1_claims", params)
-Markdown(report.coverage_summary(coverage) + "\n\n"
+Markdown(report.coverage_summary(coverage) + " " + patience_note + "\n\n"
          + "\n".join(f"- **{c.claim}** {c.ours} Verdict: *{c.verdict}*. {c.why}" for c in claims)
          + "\n\n" + table1_findings(summary))
