@@ -734,7 +734,7 @@ def training_summary(results: pd.DataFrame) -> pd.DataFrame:
     g = runs.groupby(["dataset", "split", "model"], sort=False)
     out = g.agg(runs=("seed", "size"), epochs_mean=("epochs_run", "mean"), epochs_min=("epochs_run", "min"),
                 epochs_max=("epochs_run", "max"), best_epoch_mean=("best_epoch", "mean"),
-                stopped_by_validation=("stopped_by", lambda s: int((s == "patience").sum())),
+                stopped_by_validation=("stopped_by", lambda s: int((s == "max_epochs").sum())),
                 tuned=("tuned", lambda s: "; ".join(sorted(set(s.fillna("").astype(str)) - {""}))))
     return out.reset_index()
 
@@ -790,14 +790,15 @@ def variant_comparison(results: pd.DataFrame, label: str = "scheme") -> pd.DataF
     """Runs that differ in one setting side by side (results of :func:`dqrec.sweep.schemes` labelled
     ``scheme``, of :func:`dqrec.sweep.patience` labelled ``patience``): one row per (dataset, split, model,
     ``label``), Recall@10 and NDCG@10 under both protocols (means over seeds), seeds, epochs run, best
-    epoch and fit minutes (means)."""
+    epoch and fit minutes (means), and ``capped``, the seeds stopped by the epoch cap, not by validation."""
     keys = ["dataset", "split", "model", label]
     r = results[results.k == 10]
     scores = r.assign(col=r.metric + "@10 " + r.protocol).pivot_table(index=keys, columns="col", values="value",
                                                                        aggfunc="mean")
     runs = results.drop_duplicates([*keys, "seed"]).groupby(keys)
     cost = pd.DataFrame({"seeds": runs.seed.size(), "epochs": runs.epochs_run.mean(),
-                         "best_epoch": runs.best_epoch.mean(), "fit_minutes": runs.fit_seconds.mean() / 60})
+                         "best_epoch": runs.best_epoch.mean(), "fit_minutes": runs.fit_seconds.mean() / 60,
+                         "capped": runs.stopped_by.agg(lambda s: int((s == "max_epochs").sum()))})
     cols = [c for c in ("Recall@10 full", "NDCG@10 full", "Recall@10 in_batch", "NDCG@10 in_batch") if c in scores]
     return scores[cols].join(cost).reset_index()
 
@@ -805,7 +806,8 @@ def variant_comparison(results: pd.DataFrame, label: str = "scheme") -> pd.DataF
 def variant_findings(table: pd.DataFrame, label: str, first, second) -> str:
     """Markdown bullets from :func:`variant_comparison`: per (dataset, split, model) with both variants
     ``first`` and ``second`` of ``label``, the full-ranking and in-batch Recall@10 of each, their ratio
-    first / second, the training minutes and epochs of each."""
+    first / second, the training minutes and epochs of each, and a warning where the epoch cap, not
+    validation, stopped a run (its score is a lower bound on the converged one)."""
     say = VARIANT_WORDS.get(label, label + " {}").format
     lines = []
     for (d, s, m), g in table.groupby(["dataset", "split", "model"], sort=False):
@@ -820,7 +822,9 @@ def variant_findings(table: pd.DataFrame, label: str, first, second) -> str:
                      f"{a['Recall@10 in_batch']:.4f} and {b['Recall@10 in_batch']:.4f}, x{ratio['in_batch']:.2f}), "
                      f"in {a.fit_minutes:.1f} against {b.fit_minutes:.1f} minutes of training "
                      f"({a.epochs:.0f} and {b.epochs:.0f} epochs, best {a.best_epoch:.0f} and {b.best_epoch:.0f}; "
-                     f"{a.seeds:.0f} seed(s)).")
+                     f"{a.seeds:.0f} seed(s))."
+                     + "".join(f" **{say(v).capitalize()}, {n:.0f} seed(s) reached the epoch cap**: not converged."
+                               for v, n in ((first, a.capped), (second, b.capped)) if n > 0))
     return "\n".join(lines)
 
 

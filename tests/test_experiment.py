@@ -196,7 +196,8 @@ def test_variant_comparison_findings_and_summary():
                 for metric in ("Recall", "NDCG"):
                     rows.append(dict(dataset="d", split="temporal", protocol=protocol, model="SASRec", metric=metric,
                                      k=10, seed=seed, value=value + 0.01 * seed + (protocol == "in_batch") * 0.1,
-                                     fit_seconds=seconds, epochs_run=epochs, best_epoch=epochs - 5, scheme=scheme))
+                                     fit_seconds=seconds, epochs_run=epochs, best_epoch=epochs - 5, scheme=scheme,
+                                     stopped_by="max_epochs" if (scheme, seed) == ("prefixes", 1) else "patience"))
     rows.append(dict(rows[0], model="VQRec"))
     table = experiment.variant_comparison(pd.DataFrame(rows), "scheme")
     sas = table[table.model == "SASRec"].set_index("scheme")
@@ -205,11 +206,13 @@ def test_variant_comparison_findings_and_summary():
     assert sas.loc["prefixes", "best_epoch"] == 5
     text = experiment.variant_findings(table, "scheme", "sequences", "prefixes")
     assert "0.1550 trained on sequences, 0.2050 trained on prefixes (x0.76; in-batch 0.2550 and 0.3050, x0.84)" in text
-    assert "(20 and 10 epochs, best 15 and 5; 2 seed(s))" in text
+    assert "(20 and 10 epochs, best 15 and 5; 2 seed(s)). **Trained on prefixes, 1 seed(s) reached the epoch cap**" in text
+    assert sas.loc["sequences", "capped"] == 0 and "trained on sequences, 1" not in text
     assert "VQRec on d (temporal): only trained on sequences ran." in text
     # the patience check: three models, each better with more patience but by different amounts
     rows = [dict(dataset="d", split="temporal", protocol=p, model=m, metric="Recall", k=10, seed=0,
-                 value=v * (1 + gain * (patience == 20)), fit_seconds=60.0, epochs_run=10, best_epoch=5, patience=patience)
+                 value=v * (1 + gain * (patience == 20)), fit_seconds=60.0, epochs_run=10, best_epoch=5, patience=patience,
+                 stopped_by="patience")
             for m, v, gain in (("DQRec", 0.30, 0.0), ("SASRec", 0.25, 0.4), ("LightGCN", 0.10, 0.1))
             for patience in (5, 20) for p in ("full", "in_batch")]
     summary = experiment.variant_summary(experiment.variant_comparison(pd.DataFrame(rows), "patience"), "patience", 5, 20)

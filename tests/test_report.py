@@ -580,7 +580,8 @@ def test_coverage_note_adds_the_missing_hours_chapter_04_wrote(tmp_path):
     note = report.coverage_note(tmp_path)
     assert "0 of the 3 runs" in note and "about **120 hours**" in note and "DuoRec on ml-1m (3 runs" in note
     rows = [dict(dataset="ml-100k", split="temporal", protocol=protocol, model=m, metric="Recall", k=10, seed=0,
-                 value=v * (1.5 if patience == 20 else 1.0), fit_seconds=6.0, epochs_run=9, best_epoch=4, patience=patience)
+                 value=v * (1.5 if patience == 20 else 1.0), fit_seconds=6.0, epochs_run=9, best_epoch=4, patience=patience,
+                 stopped_by="patience")
             for m, v in (("DQRec", 0.3), ("SASRec", 0.2)) for patience in (5, 20) for protocol in ("full", "in_batch")]
     pd.DataFrame(rows).to_csv(tmp_path / "patience_check.csv", index=False)
     assert report.coverage_note(tmp_path) == note  # without the profile's patience, no patience sentence
