@@ -832,7 +832,7 @@ def variant_summary(table: pd.DataFrame, label: str, first, second, protocol: st
                     model: str = "DQRec") -> str:
     """One sentence on :func:`variant_comparison`: over the models with both variants, the median and range
     of the relative change of Recall@10 (``protocol``) from ``first`` to ``second``, and ``model``'s rank
-    among them under each."""
+    among them under each; the models the epoch cap stopped under ``second`` are named."""
     say = VARIANT_WORDS.get(label, label + " {}").format
     col = f"Recall@10 {protocol}"
     wide = table.pivot_table(index=["dataset", "split", "model"], columns=label, values=col).dropna(subset=[first, second])
@@ -847,6 +847,9 @@ def variant_summary(table: pd.DataFrame, label: str, first, second, protocol: st
         rank = {v: int(wide[v].droplevel([0, 1]).rank(ascending=False)[model]) for v in (first, second)}
         text += (f"; {model} ranks {rank[first]} of {len(wide)} {say(first)} and {rank[second]} "
                  f"{say(second)}")
+    capped = table[(table[label] == second) & (table.capped > 0)].model.unique()
+    if len(capped):
+        text += f"; {', '.join(capped)} reached the epoch cap {say(second)}, so may gain more"
     return text + "."
 
 
