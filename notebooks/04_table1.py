@@ -185,7 +185,9 @@ else:
 # curve that stalls for a few epochs and climbs again stops such a run early, and an epoch of few steps
 # (a window-trained sequential model's) makes that likelier. So the profile's `patience_models` were also
 # trained with `patience_check` epochs of patience on its `patience_runs`; Table 1 keeps the profile's
-# patience, and the verdict page repeats the sentence below.
+# patience, and the verdict page repeats the sentence below. A sequential model's line here can be read
+# beside its line in the training-scheme comparison above: more patience on windows closes part of the
+# distance to prefix training.
 
 # %%
 patience_runs = sweep.execute(sweep.patience(params), params, results_dir(profile) / "runs", workers=workers,
