@@ -786,10 +786,10 @@ def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("R
 VARIANT_WORDS = {"scheme": "trained on {}", "patience": "with patience {}"}  # how a variant reads in a sentence
 
 
-def variant_comparison(results: pd.DataFrame, label: str = "scheme") -> pd.DataFrame:
+def variant_comparison(results: pd.DataFrame, label: str = "scheme", metrics=("Recall", "NDCG")) -> pd.DataFrame:
     """Runs that differ in one setting side by side (results of :func:`dqrec.sweep.schemes` labelled
     ``scheme``, of :func:`dqrec.sweep.patience` labelled ``patience``): one row per (dataset, split, model,
-    ``label``), Recall@10 and NDCG@10 under both protocols (means over seeds), seeds, epochs run, best
+    ``label``), ``metrics`` @10 under both protocols (means over seeds), seeds, epochs run, best
     epoch and fit minutes (means), and ``capped``, the seeds stopped by the epoch cap, not by validation."""
     keys = ["dataset", "split", "model", label]
     r = results[results.k == 10]
@@ -799,7 +799,7 @@ def variant_comparison(results: pd.DataFrame, label: str = "scheme") -> pd.DataF
     cost = pd.DataFrame({"seeds": runs.seed.size(), "epochs": runs.epochs_run.mean(),
                          "best_epoch": runs.best_epoch.mean(), "fit_minutes": runs.fit_seconds.mean() / 60,
                          "capped": runs.stopped_by.agg(lambda s: int((s == "max_epochs").sum()))})
-    cols = [c for c in ("Recall@10 full", "NDCG@10 full", "Recall@10 in_batch", "NDCG@10 in_batch") if c in scores]
+    cols = [f"{m}@10 {p}" for p in ("full", "in_batch") for m in metrics if f"{m}@10 {p}" in scores]
     return scores[cols].join(cost).reset_index()
 
 

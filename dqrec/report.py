@@ -454,7 +454,7 @@ def missing_run_hours(coverage: pd.DataFrame, results: pd.DataFrame, results_dir
     ``results``: the runs' rows (fit_seconds, eval_seconds, epochs_run per seed)."""
     from .experiment import run_minutes
 
-    hours_run = run_minutes(results, by=("dataset",)).stack() / 60
+    hours_run = run_minutes(results, by=("dataset",)).stack().dropna() / 60  # pandas 3 keeps NaN in stack()
     epochs = results.drop_duplicates(["dataset", "split", "model", "seed"]).groupby("model").epochs_run.mean()
     bench = bench_epoch_seconds(results_dir).set_index(["model", "dataset"])
     short = coverage.assign(missing=coverage.planned - coverage.done).query("missing > 0")

@@ -171,8 +171,9 @@ scheme_runs = sweep.execute(sweep.schemes(params), params, results_dir(profile) 
                             missing=missing, progress=False)
 if len(scheme_runs.results):
     write_table(scheme_runs.results, "training_schemes", params, missing_runs=[str(r) for r in scheme_runs.missing])
-    schemes = variant_comparison(scheme_runs.results, "scheme")
-    display(HTML(report.plain(schemes.round(4), "Each training scheme (means over seeds; fit minutes as measured)")))
+    schemes = variant_comparison(scheme_runs.results, "scheme", metrics=("Recall",))
+    display(HTML(report.plain(schemes.round(4), "Each training scheme (means over seeds; fit minutes as measured; "
+                              "NDCG in results/training_schemes.csv)")))
     display(Markdown(variant_findings(schemes, "scheme", "sequences", "prefixes")))
 else:
     print(f"this profile compares no training schemes (scheme_models={params['scheme_models']})")
@@ -194,9 +195,10 @@ patience_runs = sweep.execute(sweep.patience(params), params, results_dir(profil
                               missing=missing, progress=False)
 if len(patience_runs.results):
     write_table(patience_runs.results, "patience_check", params, missing_runs=[str(r) for r in patience_runs.missing])
-    patience = variant_comparison(patience_runs.results, "patience")
+    patience = variant_comparison(patience_runs.results, "patience", metrics=("Recall",))
     display(HTML(report.plain(patience.round(4), f"Each model with patience {params['patience']} (Table 1's runs) "
-                              f"and {params['patience_check']} (fit minutes as measured)")))
+                              f"and {params['patience_check']} (fit minutes as measured; capped: seeds the epoch cap "
+                              "stopped; NDCG in results/patience_check.csv)")))
     patience_note = variant_summary(patience, "patience", params["patience"], params["patience_check"])
     display(Markdown(patience_note))
     display(Markdown(variant_findings(patience, "patience", params["patience"], params["patience_check"])))

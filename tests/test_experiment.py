@@ -204,6 +204,7 @@ def test_variant_comparison_findings_and_summary():
     assert sas.loc["sequences", "Recall@10 full"] == pytest.approx(0.155)
     assert sas.loc["prefixes", "fit_minutes"] == pytest.approx(20.0) and sas.loc["prefixes", "seeds"] == 2
     assert sas.loc["prefixes", "best_epoch"] == 5
+    assert "NDCG@10 full" in sas and "NDCG@10 full" not in experiment.variant_comparison(pd.DataFrame(rows), "scheme", ("Recall",))
     text = experiment.variant_findings(table, "scheme", "sequences", "prefixes")
     assert "0.1550 trained on sequences, 0.2050 trained on prefixes (x0.76; in-batch 0.2550 and 0.3050, x0.84)" in text
     assert "(20 and 10 epochs, best 15 and 5; 2 seed(s)). **Trained on prefixes, 1 seed(s) reached the epoch cap**" in text

@@ -556,7 +556,9 @@ def test_missing_run_hours_prefers_the_models_own_runs_then_bench_times_epochs(t
                              ("ICLRec", "ml-1m", "random", 0, 3), ("NCF", "ml-1m", "random", 3, 3)],
                             columns=["model", "dataset", "split", "done", "planned"])
     results = pd.DataFrame([dict(model="DuoRec", dataset="ml-100k", split="temporal", seed=0, fit_seconds=7000.0,
-                                 eval_seconds=200.0, epochs_run=10, metric=m) for m in ("Recall", "NDCG")])
+                                 eval_seconds=200.0, epochs_run=10, metric=m) for m in ("Recall", "NDCG")]
+                           + [dict(model="NCF", dataset="ml-1m", split="random", seed=s, fit_seconds=60.0, eval_seconds=6.0,
+                                   epochs_run=5, metric="Recall") for s in (0, 1, 2)])  # DuoRec has no ml-1m run: bench
     cost = report.missing_run_hours(coverage, results, tmp_path).set_index(["model", "dataset"])
     assert list(cost.index) == [("DuoRec", "ml-100k"), ("DuoRec", "ml-1m"), ("ICLRec", "ml-1m")]  # NCF is complete
     near = cost.loc[("DuoRec", "ml-100k")]
