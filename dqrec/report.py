@@ -924,7 +924,7 @@ def coverage_note(results_root: Path, params: dict | None = None) -> str:
                                 params["patience"], params["patience_check"])
         if check:
             parts.append(f"Table 1's runs stop after {params['patience']} epochs without a better validation score. "
-                         + check + " (chapter 04, the patience check).")
+                         + check.rstrip(".") + " (chapter 04, the patience check).")
     return " ".join(parts)
 
 
