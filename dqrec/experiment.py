@@ -734,7 +734,7 @@ def training_summary(results: pd.DataFrame) -> pd.DataFrame:
     g = runs.groupby(["dataset", "split", "model"], sort=False)
     out = g.agg(runs=("seed", "size"), epochs_mean=("epochs_run", "mean"), epochs_min=("epochs_run", "min"),
                 epochs_max=("epochs_run", "max"), best_epoch_mean=("best_epoch", "mean"),
-                stopped_by_validation=("stopped_by", lambda s: int((s == "max_epochs").sum())),
+                stopped_by_validation=("stopped_by", lambda s: int((s == "patience").sum())),
                 tuned=("tuned", lambda s: "; ".join(sorted(set(s.fillna("").astype(str)) - {""}))))
     return out.reset_index()
 
