@@ -786,6 +786,11 @@ def before_after(before: pd.DataFrame, after: pd.DataFrame, models, metrics=(("R
 VARIANT_WORDS = {"scheme": "trained on {}", "patience": "with patience {}"}  # how a variant reads in a sentence
 
 
+def _say(label: str):
+    """How a value of ``label`` reads in a sentence: ``_say("patience")(20)`` is "with patience 20"."""
+    return VARIANT_WORDS.get(label, label + " {}").format
+
+
 def variant_comparison(results: pd.DataFrame, label: str = "scheme", metrics=("Recall", "NDCG")) -> pd.DataFrame:
     """Runs that differ in one setting side by side (results of :func:`dqrec.sweep.schemes` labelled
     ``scheme``, of :func:`dqrec.sweep.patience` labelled ``patience``): one row per (dataset, split, model,
@@ -808,7 +813,7 @@ def variant_findings(table: pd.DataFrame, label: str, first, second) -> str:
     ``first`` and ``second`` of ``label``, the full-ranking and in-batch Recall@10 of each, their ratio
     first / second, the training minutes and epochs of each, and a warning where the epoch cap, not
     validation, stopped a run (its score is a lower bound on the converged one)."""
-    say = VARIANT_WORDS.get(label, label + " {}").format
+    say = _say(label)
     lines = []
     for (d, s, m), g in table.groupby(["dataset", "split", "model"], sort=False):
         g = g.set_index(label)
@@ -833,7 +838,7 @@ def variant_summary(table: pd.DataFrame, label: str, first, second, protocol: st
     """One sentence on :func:`variant_comparison`: over the models with both variants, the median and range
     of the relative change of Recall@10 (``protocol``) from ``first`` to ``second``, and ``model``'s rank
     among them under each; the models the epoch cap stopped under ``second`` are named."""
-    say = VARIANT_WORDS.get(label, label + " {}").format
+    say = _say(label)
     col = f"Recall@10 {protocol}"
     wide = table.pivot_table(index=["dataset", "split", "model"], columns=label, values=col).dropna(subset=[first, second])
     if wide.empty:

@@ -379,3 +379,33 @@ def pair_genres(profile: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize=8, loc="lower right", title="user (semantic ID)", title_fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def validation_curves(histories: pd.DataFrame, label: str = "patience", ncols: int = 5) -> plt.Figure:
+    """Validation score per epoch (:meth:`dqrec.sweep.Outcome.histories`), one panel per model, a line per
+    value of the ``label`` column (mean over seeds); a dot marks the epoch each variant kept (its best)."""
+    models = list(dict.fromkeys(histories.model))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 1.8 * nrows + 0.5), squeeze=False)
+    values = list(dict.fromkeys(histories[label]))
+    colours = dict(zip(values, sns.color_palette(PALETTE, len(values))))
+    for ax, model in zip(axes.flat, models):
+        for value in values[::-1]:  # the first variant (the profile's) drawn on top
+            curve = histories[(histories.model == model) & (histories[label] == value)].groupby("epoch").valid.mean()
+            if curve.empty:
+                continue
+            ax.plot(curve.index, curve.values, color=colours[value], lw=1.6 if value == values[0] else 1.0)
+            ax.plot(curve.idxmax(), curve.max(), "o", color=colours[value], ms=4)
+        ax.set_title(model, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("valid NDCG@10", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    handles = [plt.Line2D([], [], color=colours[v]) for v in values] + [plt.Line2D([], [], marker="o", ls="", color="grey")]
+    fig.legend(handles, [f"{label} {v}" for v in values] + ["epoch kept (best)"], loc="lower center",
+               ncol=len(values) + 1, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

@@ -68,6 +68,20 @@ class Outcome:
     computed: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     wall_seconds: float = 0.0
+    keys: dict = field(default_factory=dict)  # {Run: its cache key}, for the runs with results
+
+    def histories(self, cache: Path) -> pd.DataFrame:
+        """Each run's validation score per epoch (in-batch NDCG@10 on the validation split,
+        :func:`dqrec.evaluate.validation_criterion`), read from its record in ``cache``: one row per run and
+        epoch, columns model, dataset, split, seed, the runs' label columns, epoch and valid. Runs without
+        a trainer history (the closed-form models) have no rows."""
+        rows = []
+        for run, key in self.keys.items():
+            record = json.loads((Path(cache) / f"{key}.json").read_text())
+            rows += [dict(model=run.model, dataset=run.dataset, split=run.split, seed=run.seed, **dict(run.labels),
+                          epoch=h["epoch"], valid=h["valid"]) for h in record.get("history") or []]
+        labels = list(dict.fromkeys(k for r in self.keys for k, _ in r.labels))
+        return pd.DataFrame(rows, columns=["model", "dataset", "split", "seed"] + labels + ["epoch", "valid"])
 
     def coverage(self) -> pd.DataFrame:
         """One row per cell (model, dataset, split and the runs' label columns, in the order the runs
@@ -429,7 +443,8 @@ def _collect(runs, key_of, found, computed, skipped, wall_seconds) -> Outcome:
             ranks.setdefault((run.dataset, run.split, run.model), sample_ranks)
     columns = experiment.RUN_COLUMNS + list(dict.fromkeys(k for r in runs for k, _ in r.labels))
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return Outcome(results.reindex(columns=columns), ranks, computed, skipped, round(wall_seconds, 2))
+    keys = {run: key_of[run] for run in runs if key_of[run] in found}
+    return Outcome(results.reindex(columns=columns), ranks, computed, skipped, round(wall_seconds, 2), keys)
 
 
 # --------------------------------------------------------------------------------------------

@@ -201,6 +201,12 @@ if len(patience_runs.results):
                               "stopped; NDCG in results/patience_check.csv)")))
     patience_note = variant_summary(patience, "patience", params["patience"], params["patience_check"])
     display(Markdown(patience_note))
+    plots.validation_curves(patience_runs.histories(results_dir(profile) / "runs"))
+    plt.show()
+    display(Markdown("Validation NDCG@10 per epoch, the criterion every run stops on (in-batch, on the "
+                     "validation split). The two runs of a model share their seed, so their curves nearly coincide "
+                     "until the first one stops (not exactly: training is not bit-reproducible across runs on this "
+                     "CPU); the dot is the epoch whose model is tested."))
     display(Markdown(variant_findings(patience, "patience", params["patience"], params["patience_check"])))
 else:
     patience_note = ""

@@ -52,3 +52,21 @@ def test_table1_bars_draw_the_means_in_the_given_order_with_readable_names():
         for t in labels:
             e = t.get_window_extent(renderer)
             assert e.x0 >= box.x0 and e.y0 >= box.y0 and e.x1 <= box.x1  # nothing cut off
+
+
+def test_validation_curves_draw_each_variants_curve_and_mark_its_best_epoch():
+    """One panel per model; each variant's line is its mean curve over seeds, its dot the epoch with the
+    highest mean score; the profile's variant (the first) is drawn on top."""
+    import numpy as np
+
+    rows = [dict(model=m, patience=p, seed=s, epoch=e, valid=(e if e <= 3 else 6 - e) / 10 + s / 100 + (m == "B"))
+            for m in ("A", "B") for p, n in ((5, 4), (20, 6)) for s in (0, 1) for e in range(1, n + 1)]
+    fig = plots.validation_curves(pd.DataFrame(rows), ncols=2)
+    for ax, offset in zip(fig.axes[:2], (0, 1)):
+        lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        dots = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+        assert [len(ln.get_xdata()) for ln in lines] == [6, 4]  # patience 20 first, 5 drawn over it
+        assert np.allclose(lines[1].get_ydata(), [0.105 + offset, 0.205 + offset, 0.305 + offset, 0.205 + offset])
+        assert [(d.get_xdata()[0], round(d.get_ydata()[0], 3)) for d in dots] == [(3, 0.305 + offset)] * 2
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["A", "B"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["patience 5", "patience 20", "epoch kept (best)"]

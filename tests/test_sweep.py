@@ -316,3 +316,22 @@ def test_the_command_line_refuses_a_bad_seed_or_setting(capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="would ignore nosuch"):  # before any data is read
         sweep.main(["run", "--model", "SASRec", "--dataset", "no-such-data", "--profile", "test", "--set", "nosuch=1"])
+
+
+def test_histories_are_each_runs_own_validation_curve(tmp_path):
+    """``Outcome.histories``: one row per epoch each trained run ran (as its result rows say), under its
+    own label; its best validation score is at the epoch it kept; a closed-form model has no rows."""
+    params = experiment.profile_params("test", progress=False, epochs=8)
+    variations = [{"patience": 1}, {"patience": 4}]
+    runs = sweep.product(params, ["planted"], ["temporal"], ["MF-BPR"], [0], variations=variations,
+                         labels=[{"patience": v["patience"]} for v in variations])
+    runs += sweep.product(params, ["planted"], ["temporal"], ["MostPopular"], [0])
+    cache = tmp_path / "runs"
+    out = sweep.execute(runs, params, cache, splits={("planted", "temporal"): planted_split()}, progress=False, log=None)
+    hist = out.histories(cache)
+    assert set(hist.model) == {"MF-BPR"} and list(hist.columns[-3:]) == ["patience", "epoch", "valid"]
+    ran = out.results[out.results.model == "MF-BPR"].drop_duplicates("patience").set_index("patience")
+    assert ran.epochs_run.nunique() == 2, "the two patiences should stop at different epochs on this split"
+    for patience, curve in hist.groupby("patience"):
+        assert list(curve.epoch) == list(range(1, ran.epochs_run[patience] + 1))
+        assert curve.epoch[curve.valid.idxmax()] == ran.best_epoch[patience]
