@@ -386,7 +386,7 @@ def validation_curves(histories: pd.DataFrame, label: str = "patience", ncols: i
     value of the ``label`` column (mean over seeds); a dot marks the epoch each variant kept (its best)."""
     models = list(dict.fromkeys(histories.model))
     nrows = -(-len(models) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 1.8 * nrows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.6 * nrows + 0.5), squeeze=False)
     values = list(dict.fromkeys(histories[label]))
     colours = dict(zip(values, sns.color_palette(PALETTE, len(values))))
     for ax, model in zip(axes.flat, models):
