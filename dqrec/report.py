@@ -336,7 +336,8 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
     graph and CF models from ``recbole_comparison.csv`` (scripts/recbole_compare.py; means over seeds, all
     test samples and the test users with a training history), the sequential ones from
     ``bench/recbole_sequential.json`` (scripts/recbole_sequential.py; the test samples with a history; "trained
-    on": ours' ``train_on`` / RecBole's). Empty where neither file exists."""
+    on": ours' ``train_on`` / RecBole's; "patience": ours / RecBole's, 5 where an entry predates the field, as
+    both were then). Empty where neither file exists."""
     rows = []
     graph_csv = Path(results_dir) / "recbole_comparison.csv"
     if graph_csv.exists():
@@ -358,7 +359,8 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
             o, r = v["ours"]["test_with_history"], v["recbole"]["test_with_history"]
             scheme = f"{v['ours'].get('train_on', 'prefixes')} / prefixes"  # RecBole feeds one prefix per target
             rows.append(dict(model=v["model"], samples=f"with history ({o['n_samples']:,})", seeds="1 / 1",
-                             **{"trained on": scheme},
+                             **{"trained on": scheme,
+                                "patience": f"{v['ours'].get('patience', 5)} / {v['recbole'].get('patience', 5)}"},
                              **{"Recall@10 ours": o["Recall@10"], "Recall@10 RecBole": r["Recall@10"],
                                 "NDCG@10 ours": o["NDCG@10"], "NDCG@10 RecBole": r["NDCG@10"],
                                 "epochs": f"{v['ours']['epochs_run']} / {v['recbole']['epochs_run']}"
@@ -375,13 +377,16 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
 def reference_gaps(reference: pd.DataFrame, tolerance: float = 0.1) -> str:
     """One sentence on :func:`reference_comparison`: the rows where ours is within ``tolerance`` (relative)
     of RecBole's Recall@10 and those further apart, each named by model, samples, training schemes and
-    the ratio ours / RecBole; a capped row (a smoke check) is named so."""
+    the ratio ours / RecBole (and the patience of each, where they differ); a capped row (a smoke check) is
+    named so."""
     if reference.empty:
         return ""
 
     def name(r):
         scheme = r.get("trained on")
-        extra = [str(r["samples"])] + ([f"trained on {scheme}"] if isinstance(scheme, str) else [])
+        patience = r.get("patience")
+        extra = [str(r["samples"])] + ([f"trained on {scheme}"] if isinstance(scheme, str) else []) + (
+            [f"patience {patience}"] if isinstance(patience, str) and len(set(patience.split(" / "))) > 1 else [])
         capped = " (capped)" if "capped" in str(r.get("epochs", "")) else ""
         return f"{r['model']} ({', '.join(extra)}){capped}: {r['ratio']:.2f}x"
 

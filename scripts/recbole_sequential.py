@@ -27,6 +27,12 @@ part of the model's entry, so ours is compared with RecBole on RecBole's own sch
 
     python scripts/recbole_sequential.py --speed-epochs 2
 
+``--recbole-patience N`` stops RecBole after N epochs without a better validation NDCG@10 (its
+``stopping_step``; default 5, ours' patience); another N gets an entry of its own (the key ends in
+``/recbole-patience<N>``), e.g. to see whether RecBole's early stop is what separates the two.
+
+    python scripts/recbole_sequential.py --models SASRec --cached --ours-train-on prefixes --recbole-patience 20
+
 ``--speed-epochs N`` compares speed only: in this one run it trains ours for N epochs on each training
 scheme (its own, "sequences", and RecBole's, "prefixes") and RecBole's model for N epochs, and writes
 seconds per training epoch (validation excluded) and the ratio ours / RecBole to the ``ratios_vs_recbole``
@@ -138,21 +144,23 @@ def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h,
                          + (f" --set train_on={train_on}`" if train_on else "`"))
     key = run_key(split, model_name, seed, params)
     row = pd.read_csv(cache / f"{key}.csv").iloc[0]
+    run_params = json.loads((cache / f"{key}.json").read_text())["params"]
     full = found[seed]["full"]
     at = np.flatnonzero(split.test.index.isin(test_h.index))
     return dict(test_with_history=metrics_from_ranks(full, at), test_all=metrics_from_ranks(full, np.arange(len(full))),
                 epochs_run=int(row.epochs_run), best_epoch=int(row.best_epoch), fit_seconds=float(row.fit_seconds),
                 seconds_per_epoch=float(row.fit_seconds) / max(int(row.epochs_run), 1), run=key,
-                train_on=json.loads((cache / f"{key}.json").read_text())["params"].get("train_on", "prefixes"),
+                train_on=run_params.get("train_on", "prefixes"), patience=run_params["patience"],
                 note="the paper profile's cached Table 1 run (seconds per epoch include validation)")
 
 
-def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int) -> np.lib.npyio.NpzFile:
-    """RecBole's ``model_name`` trained on the exported files ``tmp/name`` (at most ``epochs`` epochs)."""
+def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int, patience: int = 5) -> np.lib.npyio.NpzFile:
+    """RecBole's ``model_name`` trained on the exported files ``tmp/name`` (at most ``epochs`` epochs, stopped
+    after ``patience`` epochs without a better validation score)."""
     npz = Path(tmp) / f"{model_name}.npz"
     runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
     subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(epochs), str(seed),
-                    str(npz), json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN})],
+                    str(npz), json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN, "stopping_step": patience})],
                    check=True, cwd=tmp)
     return np.load(npz)
 
@@ -186,6 +194,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "recbole_sequential.json"))
     ap.add_argument("--ours-train-on", choices=["sequences", "prefixes"],
                     help="with --cached: ours' run on this training scheme, in an entry of its own")
+    ap.add_argument("--recbole-patience", type=int, default=5,
+                    help="RecBole's stopping_step (default 5, ours' patience); another value gets its own entry")
     ap.add_argument("--speed-epochs", type=int, default=0,
                     help="only time N training epochs of each side (ours on both schemes) and write the ratios")
     args = ap.parse_args()
@@ -207,7 +217,8 @@ def main():
             return
         for model_name in args.models:
             base = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
-            entry = base + (f"/ours-{args.ours_train_on}" if args.ours_train_on else "")
+            entry = base + (f"/ours-{args.ours_train_on}" if args.ours_train_on else "") + (
+                f"/recbole-patience{args.recbole_patience}" if args.recbole_patience != 5 else "")
             if args.cached:
                 ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h, args.ours_train_on)
                 ours_epoch = [ours_part["seconds_per_epoch"]]
@@ -230,7 +241,7 @@ def main():
                                  epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
                                  seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds)
             t0 = time.time()
-            rb = run_recbole(tmp, name, model_name, args.epochs, args.seed)
+            rb = run_recbole(tmp, name, model_name, args.epochs, args.seed, args.recbole_patience)
             recbole_seconds = time.time() - t0
             table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
             report[entry] = dict(
@@ -238,7 +249,7 @@ def main():
                 ours=ours_part,
                 recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
                              seconds_per_epoch=float(np.median(rb["epoch_seconds"])), run_seconds=recbole_seconds,
-                             config=RECBOLE_CONFIG[model_name]),
+                             patience=args.recbole_patience, config=RECBOLE_CONFIG[model_name]),
                 speed_ratio_recbole_over_ours=None if args.cached else  # a cached run's time is another run's
                 float(np.median(rb["epoch_seconds"]) / np.median(ours_epoch)),
                 differences=DIFFERENCES[model_name],

@@ -4,6 +4,7 @@ Run by scripts/recbole_sequential.py with /work/venvs/recbole/bin/python; import
 
     python recbole_sequential_runner.py DATA_DIR NAME MODEL EPOCHS SEED OUT.npz JSON_CONFIG
 
+JSON_CONFIG: RecBole settings of the model, with ``stopping_step`` (its patience) among them.
 DATA_DIR/NAME/NAME.{train,valid,test}.inter hold one row per sample: ``row`` (our sample row),
 ``user_id``, ``item_id_list`` (the sample's history, oldest first) and ``item_id`` (its positive). Writes
 OUT.npz: ``rows`` (test sample rows), ``scores`` (len(rows), RecBole's items), ``items`` (our index of
@@ -28,7 +29,7 @@ def main(data_dir, name, model_name, epochs, seed, out, extra):
     config = Config(model=model_name, dataset=name, config_dict=dict(
         data_path=data_dir, benchmark_filename=["train", "valid", "test"], USER_ID_FIELD="user_id",
         ITEM_ID_FIELD="item_id", load_col={"inter": ["row", "user_id", "item_id_list", "item_id"]},
-        alias_of_item_id=["item_id_list"], numerical_features=[], epochs=int(epochs), stopping_step=5, eval_step=1,
+        alias_of_item_id=["item_id_list"], numerical_features=[], epochs=int(epochs), eval_step=1,
         train_batch_size=1024, learning_rate=1e-3, eval_batch_size=1024, metrics=["Recall", "NDCG"], topk=[10],
         valid_metric="NDCG@10", eval_args={"order": "TO", "mode": "full", "group_by": None}, seed=int(seed),
         reproducibility=True, use_gpu=False, device="cpu", show_progress=False,

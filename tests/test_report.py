@@ -257,12 +257,19 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     seq = dict(model="SASRec", max_epochs=200, ours=dict(epochs_run=22, train_on="sequences", test_with_history={
         "Recall@10": 0.18, "NDCG@10": 0.09, "n_samples": 5376}), recbole=dict(epochs_run=17, test_with_history={
             "Recall@10": 0.15, "NDCG@10": 0.08, "n_samples": 5376}))
-    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({"ml-100k/temporal/SASRec/s0": seq}))
+    longer = dict(seq, recbole=dict(seq["recbole"], epochs_run=60, patience=20, test_with_history={
+        "Recall@10": 0.2, "NDCG@10": 0.1, "n_samples": 5376}))
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({
+        "ml-100k/temporal/SASRec/s0": seq, "ml-100k/temporal/SASRec/s0/recbole-patience20": longer}))
     t = report.reference_comparison(tmp_path)
-    assert list(t.model) == ["LightGCN", "LightGCN", "SASRec"] and t.attrs["cold_user_share"] == 0.85
-    assert t["ratio"].round(3).tolist() == [0.5, 0.5, 1.2]  # ours / RecBole, never the other way
+    assert list(t.model) == ["LightGCN", "LightGCN", "SASRec", "SASRec"] and t.attrs["cold_user_share"] == 0.85
+    assert t["ratio"].round(3).tolist() == [0.5, 0.5, 1.2, 0.9]  # ours / RecBole, never the other way
     assert t.loc[0, "seeds"] == "2 / 2" and t.loc[2, "epochs"] == "22 / 17"
     assert t.loc[2, "trained on"] == "sequences / prefixes"
+    assert t.patience.tolist()[2:] == ["5 / 5", "5 / 20"]  # an entry without the field ran with patience 5
+    text = report.reference_gaps(t)
+    assert "SASRec (with history (5,376), trained on sequences / prefixes, patience 5 / 20): 0.90x" in text
+    assert "SASRec (with history (5,376), trained on sequences / prefixes): 1.20x" in text
 
 
 def test_reference_gaps_sorts_rows_by_the_tolerance_around_ratio_one():
