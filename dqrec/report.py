@@ -401,6 +401,28 @@ def reference_gaps(reference: pd.DataFrame, tolerance: float = 0.1) -> str:
     return text[0].upper() + text[1:]
 
 
+def reference_patience(reference: pd.DataFrame) -> str:
+    """Sentences on the rows of :func:`reference_comparison` that differ only in patience (ours / RecBole's):
+    per such pair, RecBole's Recall@10, the epochs each side ran and the ratio ours / RecBole under each, and
+    whether the longer patience moved RecBole's number (so whether its early stop explains the gap)."""
+    if "patience" not in reference:
+        return ""
+    lines = []
+    for (model, samples, scheme), g in reference.dropna(subset=["patience"]).groupby(
+            ["model", "samples", "trained on"], sort=False):
+        if g.patience.nunique() < 2:
+            continue
+        a, b = g.iloc[0], g.iloc[-1]
+        moved = not np.isclose(a["Recall@10 RecBole"], b["Recall@10 RecBole"])
+        lines.append(f"{model} ({samples}, trained on {scheme}): with patience (ours / RecBole) {b.patience} instead of "
+                     f"{a.patience}, RecBole's Recall@10 is {b['Recall@10 RecBole']:.4f} against "
+                     f"{a['Recall@10 RecBole']:.4f} (epochs run, ours / RecBole: {b.epochs} against {a.epochs}), "
+                     f"ours / RecBole {b.ratio:.2f}x against {a.ratio:.2f}x: "
+                     + ("the longer patience moves RecBole's number." if moved else
+                        "RecBole's number does not move, so its early stop is not what separates the two."))
+    return " ".join(lines)
+
+
 def reference_speed(results_dir: Path) -> pd.DataFrame:
     """Seconds per training epoch of ours and of RecBole 1.2.1's same model, each pair timed in one run on
     one machine (``ratios_vs_recbole`` of ``bench/baselines.json``: scripts/recbole_compare.py for the graph

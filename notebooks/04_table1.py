@@ -290,7 +290,9 @@ for kind in splits:
 # sequential ones on the test samples with a history (RecBole cannot encode an empty sequence). What each
 # pair does differently is listed in the scripts; "capped" marks a one-epoch smoke check, not a converged
 # run. A sequential model trained on windows (ours' own scheme) appears again trained on prefixes, RecBole's
-# scheme, where that run of ours exists.
+# scheme, where that run of ours exists, and once more with RecBole given patience 20 (its `stopping_step`;
+# "patience" is ours / RecBole's) where that was run, to see whether RecBole's early stop is what separates
+# the two.
 
 # %%
 reference = report.reference_comparison(results_dir("paper"))
@@ -303,7 +305,7 @@ if len(reference):
                               + (f"; {cold:.0%} of the test samples belong to users without one" if cold is not None
                                  else ""))))
     display(HTML(report.plain(reference.dropna(subset=ndcg)[["model", "samples", *ndcg]], "NDCG@10 of the same runs")))
-    display(Markdown(report.reference_gaps(reference)))
+    display(Markdown(report.reference_gaps(reference) + " " + report.reference_patience(reference)))
 else:
     print("no reference comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py)")
 

@@ -270,6 +270,12 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     text = report.reference_gaps(t)
     assert "SASRec (with history (5,376), trained on sequences / prefixes, patience 5 / 20): 0.90x" in text
     assert "SASRec (with history (5,376), trained on sequences / prefixes): 1.20x" in text
+    said = report.reference_patience(t)
+    assert "RecBole's Recall@10 is 0.2000 against 0.1500" in said and "0.90x against 1.20x" in said
+    assert said.endswith("the longer patience moves RecBole's number.")
+    same = t.assign(**{"Recall@10 RecBole": 0.15})
+    assert report.reference_patience(same).endswith("its early stop is not what separates the two.")
+    assert report.reference_patience(t.iloc[:3]) == ""  # one patience per model: nothing to say
 
 
 def test_reference_gaps_sorts_rows_by_the_tolerance_around_ratio_one():
