@@ -249,7 +249,8 @@ def main():
                 ours=ours_part,
                 recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
                              seconds_per_epoch=float(np.median(rb["epoch_seconds"])), run_seconds=recbole_seconds,
-                             patience=args.recbole_patience, config=RECBOLE_CONFIG[model_name]),
+                             patience=args.recbole_patience, best_epoch=int(np.argmax(rb["valid_scores"])) + 1,
+                             valid_curve=[round(float(v), 5) for v in rb["valid_scores"]], config=RECBOLE_CONFIG[model_name]),
                 speed_ratio_recbole_over_ours=None if args.cached else  # a cached run's time is another run's
                 float(np.median(rb["epoch_seconds"]) / np.median(ours_epoch)),
                 differences=DIFFERENCES[model_name],

@@ -8,7 +8,8 @@ JSON_CONFIG: RecBole settings of the model, with ``stopping_step`` (its patience
 DATA_DIR/NAME/NAME.{train,valid,test}.inter hold one row per sample: ``row`` (our sample row),
 ``user_id``, ``item_id_list`` (the sample's history, oldest first) and ``item_id`` (its positive). Writes
 OUT.npz: ``rows`` (test sample rows), ``scores`` (len(rows), RecBole's items), ``items`` (our index of
-each score column), ``epoch_seconds`` (RecBole's training seconds of each epoch, validation excluded).
+each score column), ``epoch_seconds`` (RecBole's training seconds of each epoch, validation excluded),
+``valid_scores`` (its validation NDCG@10 after each epoch).
 """
 import json
 import os
@@ -51,6 +52,14 @@ def main(data_dir, name, model_name, epochs, seed, out, extra):
         return result
 
     trainer._train_epoch = timed
+    valid_scores, validate = [], trainer._valid_epoch
+
+    def scored(*args, **kwargs):  # RecBole's validation score (valid_metric) of each epoch
+        score, result = validate(*args, **kwargs)
+        valid_scores.append(float(score))
+        return score, result
+
+    trainer._valid_epoch = scored
     trainer.fit(train, valid, saved=True, show_progress=False)
     trainer.resume_checkpoint(trainer.saved_model_file)  # the best validation epoch
     model.eval()
@@ -62,7 +71,7 @@ def main(data_dir, name, model_name, epochs, seed, out, extra):
             batch = inter[start:start + 1024].to(config["device"])
             scores.append(model.full_sort_predict(batch).view(len(batch), -1)[:, 1:].cpu().numpy())  # 0: [PAD]
     np.savez(out, rows=inter["row"].numpy().astype(np.int64), scores=np.concatenate(scores), items=ours,
-             epoch_seconds=np.array(seconds), best_valid=float(trainer.best_valid_score))
+             epoch_seconds=np.array(seconds), best_valid=float(trainer.best_valid_score), valid_scores=np.array(valid_scores))
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
