@@ -304,7 +304,8 @@ if len(reference):
                               "RecBole; warm users: test users with a training history)"
                               + (f"; {cold:.0%} of the test samples belong to users without one" if cold is not None
                                  else ""))))
-    display(HTML(report.plain(reference.dropna(subset=ndcg)[["model", "samples", *ndcg]], "NDCG@10 of the same runs")))
+    ndcg_rows = reference.dropna(subset=ndcg).reindex(columns=["model", "samples", "trained on", "patience", *ndcg])
+    display(HTML(report.plain(ndcg_rows.dropna(axis=1, how="all"), "NDCG@10 of the same runs")))
     display(Markdown(report.reference_gaps(reference) + " " + report.reference_patience(reference)))
 else:
     print("no reference comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py)")
