@@ -80,8 +80,7 @@ class Outcome:
             record = json.loads((Path(cache) / f"{key}.json").read_text())
             rows += [dict(model=run.model, dataset=run.dataset, split=run.split, seed=run.seed, **dict(run.labels),
                           epoch=h["epoch"], valid=h["valid"]) for h in record.get("history") or []]
-        labels = list(dict.fromkeys(k for r in self.keys for k, _ in r.labels))
-        return pd.DataFrame(rows, columns=["model", "dataset", "split", "seed"] + labels + ["epoch", "valid"])
+        return pd.DataFrame(rows, columns=["model", "dataset", "split", "seed"] + label_columns(self.keys) + ["epoch", "valid"])
 
     def coverage(self) -> pd.DataFrame:
         """One row per cell (model, dataset, split and the runs' label columns, in the order the runs
@@ -432,6 +431,11 @@ def _execute_ray(todo, params, split_of, land, workers, address, gpus_per_run, c
     return failed
 
 
+def label_columns(runs) -> list[str]:
+    """The label columns ``runs`` add to their rows, in order of first appearance."""
+    return list(dict.fromkeys(k for r in runs for k, _ in r.labels))
+
+
 def _collect(runs, key_of, found, computed, skipped, wall_seconds) -> Outcome:
     frames, ranks = [], {}
     for run in runs:
@@ -441,7 +445,7 @@ def _collect(runs, key_of, found, computed, skipped, wall_seconds) -> Outcome:
         frames.append(res.assign(**dict(run.labels)))
         if not run.overrides:
             ranks.setdefault((run.dataset, run.split, run.model), sample_ranks)
-    columns = experiment.RUN_COLUMNS + list(dict.fromkeys(k for r in runs for k, _ in r.labels))
+    columns = experiment.RUN_COLUMNS + label_columns(runs)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     keys = {run: key_of[run] for run in runs if key_of[run] in found}
     return Outcome(results.reindex(columns=columns), ranks, computed, skipped, round(wall_seconds, 2), keys)
