@@ -8,7 +8,7 @@ import torch
 
 from dqrec.baselines import LABELS, NOT_RUN, MostPopular
 from dqrec.baselines.itemtext import ItemTextEncoder, item_texts, opq_codes
-from dqrec.baselines.maerec import MAERec
+from dqrec.baselines.maerec import MAERec, in_sorted
 from dqrec.baselines.transition_graph import mask_paths, transition_graph
 from dqrec.baselines.vqrec import CodeItemEmbedding, VQRec
 from dqrec.evaluate import evaluate
@@ -168,6 +168,18 @@ def test_path_masking_thins_the_frontier_by_path_prob_per_hop():
     assert counts <= {3, 4} and 4 in counts
     _, masked = mask_paths(star, np.array([0]), 2, 1.0, np.random.default_rng(0))
     assert len(masked) == 16  # path_prob 1: every reached node goes on
+
+
+def test_in_sorted_is_set_membership():
+    """MAERec's test of corrupted pairs against the graph's sorted edge keys: np.isin's answer, for
+    queries below, between, on and above the keys, in the query's shape; no keys: nothing is in."""
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 1000, 300))
+    query = np.r_[keys[:50], rng.integers(-5, 1100, 230)].reshape(40, 7)
+    got = in_sorted(keys, query)
+    assert got.shape == query.shape and got.sum() >= 50
+    np.testing.assert_array_equal(got, np.isin(query, keys))
+    assert not in_sorted(keys[:0], query).any()
 
 
 # ----------------------------------------------------------------------------- both: learning, determinism, masks

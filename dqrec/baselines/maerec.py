@@ -55,6 +55,16 @@ from dqrec.baselines.transition_graph import (
 )
 
 
+def in_sorted(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Boolean array of ``query``'s shape: which of its values are in ``keys`` (sorted ascending). The same
+    as ``np.isin(query, keys)``, by binary search: isin hashes all of ``keys`` on every call, which was
+    half of a MAERec training step on ML-1M (477k edge keys, 82k corrupted pairs per step)."""
+    if not len(keys):
+        return np.zeros(np.shape(query), bool)
+    at = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+    return keys[at] == query
+
+
 class GraphItemEmbedding(nn.Module):
     """Item ids -> graph-encoded representations; drop-in for the encoder's ``nn.Embedding`` of items.
 
@@ -186,7 +196,7 @@ class MAERec(SASRec):
         tails[:, :half] = rng.integers(0, n, (len(pos), half))  # corrupt the tail
         for _ in range(3):  # redraw corrupted pairs that are edges of the graph (or self-pairs)
             lo, hi = np.minimum(heads, tails), np.maximum(heads, tails)
-            bad = np.isin(lo * n + hi, self.edge_keys_) | (lo == hi)
+            bad = in_sorted(self.edge_keys_, lo * n + hi) | (lo == hi)
             if not bad.any():
                 break
             bad_tail, bad_head = bad.copy(), bad.copy()
