@@ -1,0 +1,70 @@
+"""scripts/sasrec_variants.py: each RecBole choice it switches on is that choice, and nothing else moves."""
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from dqrec.baselines.sasrec import SASRec
+from dqrec.baselines.sequential import SequenceEncoder
+from dqrec.experiment import ROOT
+from tests.sequences import item_cycle, make_split
+
+spec = importlib.util.spec_from_file_location("sasrec_variants", ROOT / "scripts" / "sasrec_variants.py")
+variants = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(variants)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+N_ITEMS, MAX_LEN = 30, 8
+
+
+def encoders():
+    torch.manual_seed(0)
+    base = SequenceEncoder(N_ITEMS, 16, MAX_LEN, 2, 2, 0.0, causal=True, norm_first=True, activation="relu").eval()
+    start = variants.StartAnchoredEncoder(N_ITEMS, 16, MAX_LEN, 2, 2, 0.0, causal=True, norm_first=True,
+                                          activation="relu").eval()
+    start.load_state_dict(base.state_dict())
+    return base, start
+
+
+def padded(items):
+    return torch.tensor([[N_ITEMS] * (MAX_LEN - len(items)) + list(items)])
+
+
+def test_start_positions_match_ours_on_a_full_history():
+    base, start = encoders()
+    seq = torch.randint(0, N_ITEMS, (4, MAX_LEN))
+    torch.testing.assert_close(start(seq), base(seq))
+
+
+def test_start_positions_keep_an_items_position_when_a_later_item_arrives():
+    """Counted from the oldest item, appending an item moves no earlier item's position, so (causal) no
+    earlier output changes; counted from the latest item (ours), every earlier output moves."""
+    base, start = encoders()
+    short, longer = padded([3, 7, 11]), padded([3, 7, 11, 5])
+    torch.testing.assert_close(start(longer)[0, -4:-1], start(short)[0, -3:])
+    assert not torch.allclose(base(longer)[0, -4:-1], base(short)[0, -3:])
+
+
+def test_switches_off_is_our_sasrec_and_each_switch_changes_what_it_names():
+    split = make_split(item_cycle(40))
+    kw = dict(dim=16, max_len=MAX_LEN, epochs=1, batch_size=64, progress=False, device="cpu", train_on="prefixes")
+    ours, same = SASRec(**kw), variants.variant_model(False, False, False, **kw)
+    for m in (ours, same):
+        m.setup(split)
+    assert type(same.net_) is SequenceEncoder and same.net_.norm_first
+    batch = ours.train_batch(ours.train_rows_[:64], np.random.default_rng(0))
+    ours.net_.eval(), same.net_.eval()
+    torch.testing.assert_close(same.train_loss(batch), ours.train_loss(batch))
+
+    bpr = variants.variant_model(False, True, False, **kw)
+    bpr.setup(split)
+    bpr.net_.eval()
+    rep, emb = bpr.represent(batch), bpr.net_.item_embedding
+    margin = (rep * emb(batch["target"])).sum(-1) - (rep * emb(batch["negative"])).sum(-1)
+    torch.testing.assert_close(bpr.train_loss(batch), -F.logsigmoid(margin).mean())
+
+    post = variants.variant_model(True, False, True, **kw)
+    post.setup(split)
+    assert isinstance(post.net_, variants.StartAnchoredEncoder) and not post.net_.norm_first
