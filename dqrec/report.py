@@ -423,6 +423,57 @@ def reference_patience(reference: pd.DataFrame) -> str:
     return " ".join(lines)
 
 
+SASREC_SWITCHES = {"post_ln": "post-LN", "bpr": "BPR loss", "start_positions": "positions from the oldest item",
+                   "select_full": "full-ranking selection"}
+
+
+def sasrec_variants(results_dir: Path) -> pd.DataFrame:
+    """Our SASRec on prefixes with RecBole's choices switched on (``sasrec_variants.json``,
+    scripts/sasrec_variants.py), between ours (no switch) and RecBole 1.2.1's SASRec on the same data, split
+    and seed (``bench/recbole_sequential.json``, ours' prefixes entry): one row per run, a column per switch
+    ("yes" where on), full-ranking Recall@10 / NDCG@10 on the test samples with a history, epochs run (best).
+    Empty where no variant was run."""
+    path = Path(results_dir) / "sasrec_variants.json"
+    if not path.exists():
+        return pd.DataFrame()
+    reference = Path(results_dir) / "bench" / "recbole_sequential.json"
+    pairs = json.loads(reference.read_text()) if reference.exists() else {}
+    blank = {label: "" for label in SASREC_SWITCHES.values()}
+    groups = {}  # data -> [ours, variants..., RecBole]
+    for v in json.loads(path.read_text()).values():
+        data = f"{v['dataset']} {v['split']} s{v['seed']}"
+        if data not in groups:
+            pair = pairs.get(f"{v['dataset']}/{v['split']}/SASRec/s{v['seed']}/ours-prefixes", {})
+            groups[data] = [dict(data=data, run=run, **blank,
+                                 **{m: pair[side]["test_with_history"][m] for m in ("Recall@10", "NDCG@10")},
+                                 epochs=f"{pair[side]['epochs_run']} ({pair[side].get('best_epoch', '?')})")
+                            for side, run in (("ours", "ours (SASRec's choices)"), ("recbole", "RecBole 1.2.1"))
+                            if side in pair]
+        on = [label for k, label in SASREC_SWITCHES.items() if v["switches"][k]]
+        row = dict(data=data, run="ours with " + ", ".join(on), **(blank | dict.fromkeys(on, "yes")),
+                   **{m: v["test_with_history"][m] for m in ("Recall@10", "NDCG@10")},
+                   epochs=f"{v['epochs_run']} ({v['best_epoch']})")
+        group = groups[data]
+        group.insert(len(group) - 1 if group and group[-1]["run"] == "RecBole 1.2.1" else len(group), row)
+    return pd.DataFrame([row for group in groups.values() for row in group])
+
+
+def sasrec_variants_summary(table: pd.DataFrame) -> str:
+    """Sentences on :func:`sasrec_variants`: per data set, each variant's Recall@10 and the share of the gap
+    between ours and RecBole's it closes (100%: the switched choices are the whole gap; 0%: none of it)."""
+    lines = []
+    for data, g in table.groupby("data", sort=False):
+        ours, theirs = g[g.run.str.startswith("ours (")], g[g.run == "RecBole 1.2.1"]
+        if ours.empty or theirs.empty:
+            continue
+        top, bottom = ours["Recall@10"].iloc[0], theirs["Recall@10"].iloc[0]
+        parts = [f"{r.run[len('ours with '):]}: {r['Recall@10']:.4f}, {(top - r['Recall@10']) / (top - bottom):.0%} "
+                 "of the gap" for _, r in g[g.run.str.startswith("ours with")].iterrows()]
+        lines.append(f"On {data}, our SASRec on prefixes reaches Recall@10 {top:.4f} and RecBole's {bottom:.4f}; "
+                     "with RecBole's choices switched on, ours reaches " + "; ".join(parts) + ".")
+    return " ".join(lines)
+
+
 def reference_speed(results_dir: Path) -> pd.DataFrame:
     """Seconds per training epoch of ours and of RecBole 1.2.1's same model, each pair timed in one run on
     one machine (``ratios_vs_recbole`` of ``bench/baselines.json``: scripts/recbole_compare.py for the graph

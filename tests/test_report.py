@@ -278,6 +278,30 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     assert report.reference_patience(t.iloc[:3]) == ""  # one patience per model: nothing to say
 
 
+def test_sasrec_variants_sit_between_ours_and_recbole_with_the_gap_they_close(tmp_path):
+    import json
+
+    assert report.sasrec_variants(tmp_path).empty  # no variant run: nothing shown
+    (tmp_path / "bench").mkdir()
+    side = lambda r, e: dict(epochs_run=e, best_epoch=e - 5, test_with_history={"Recall@10": r, "NDCG@10": r / 2})  # noqa: E731
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({
+        "ml-100k/temporal/SASRec/s0/ours-prefixes": dict(ours=side(0.20, 53), recbole=side(0.16, 17))}))
+    off = dict.fromkeys(report.SASREC_SWITCHES, False)
+    variant = lambda r, **on: dict(dataset="ml-100k", split="temporal", seed=0, switches=dict(off, **on),  # noqa: E731
+                                   test_with_history={"Recall@10": r, "NDCG@10": r / 2}, epochs_run=20, best_epoch=15)
+    (tmp_path / "sasrec_variants.json").write_text(json.dumps({
+        "all": variant(0.17, post_ln=True, bpr=True, start_positions=True, select_full=True),
+        "bpr": variant(0.19, bpr=True)}))
+    t = report.sasrec_variants(tmp_path)
+    assert t.run.tolist() == ["ours (SASRec's choices)", "ours with post-LN, BPR loss, positions from the oldest item, "
+                              "full-ranking selection", "ours with BPR loss", "RecBole 1.2.1"]
+    assert t["BPR loss"].tolist() == ["", "yes", "yes", ""] and t["post-LN"].tolist() == ["", "yes", "", ""]
+    assert t["Recall@10"].tolist() == [0.20, 0.17, 0.19, 0.16] and t.epochs.tolist()[0] == "53 (48)"
+    said = report.sasrec_variants_summary(t)
+    assert "reaches Recall@10 0.2000 and RecBole's 0.1600" in said
+    assert "full-ranking selection: 0.1700, 75% of the gap" in said and "BPR loss: 0.1900, 25% of the gap" in said
+
+
 def test_reference_gaps_sorts_rows_by_the_tolerance_around_ratio_one():
     assert report.reference_gaps(pd.DataFrame()) == ""
     t = pd.DataFrame([dict(model="LightGCN", samples="all", ratio=0.5, epochs="10 / 10"),
