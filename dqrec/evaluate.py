@@ -275,8 +275,9 @@ def _check_inputs(samples, known, n_items, protocols, ks, batch_size):
     return known, _check_ks(ks)
 
 
-def validation_criterion(split, seed: int = 0):
-    """Early-stopping criterion shared by the trained models: in-batch NDCG@10 on ``split.valid``.
+def validation_criterion(split, seed: int = 0, protocol: str = "in_batch"):
+    """Early-stopping criterion shared by the trained models: in-batch NDCG@10 on ``split.valid``
+    (``protocol="full"``: full-ranking, as RecBole selects; only scripts/sasrec_variants.py uses it).
 
     The scorer comes from the model's ``scorer("valid")`` hook (:class:`dqrec.registry.Recommender`).
     Candidates are masked with train and valid positives only: the test split never reaches model
@@ -285,7 +286,7 @@ def validation_criterion(split, seed: int = 0):
     seen = split.matrix(("train", "valid"))
 
     def criterion(model) -> float:
-        res = evaluate(model.scorer("valid"), split.valid, seen, split.n_items, protocols=("in_batch",), ks=(10,),
+        res = evaluate(model.scorer("valid"), split.valid, seen, split.n_items, protocols=(protocol,), ks=(10,),
                        seed=seed, progress=False)
         return float(res.loc[res.metric == "NDCG", "value"].iloc[0])
 

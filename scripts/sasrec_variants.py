@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,27 +43,37 @@ from recbole_sequential import MAX_LEN, export, metrics  # noqa: E402
 from dqrec import data, train  # noqa: E402
 from dqrec.baselines.sasrec import SASRec  # noqa: E402
 from dqrec.baselines.sequential import SequenceEncoder  # noqa: E402
-from dqrec.evaluate import evaluate  # noqa: E402
+from dqrec.evaluate import validation_criterion  # noqa: E402
 from dqrec.experiment import git_sha, machine, profile_params  # noqa: E402
 
 SWITCHES = ("post_ln", "bpr", "start_positions", "select_full")
 OUT = ROOT / "results" / "sasrec_variants.json"
 
 
+class PositionsFromOldest(nn.Embedding):
+    """The encoder's position embedding, looked up from each history's oldest item: the encoder passes the
+    positions (L,) of a left-padded window, max_len - L .. max_len - 1; with ``pad`` (B, 1), each history's
+    left padding, the item at index j gets position j - pad (padding: 0)."""
+
+    pad = None
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return super().forward((positions - positions[0] - self.pad).clamp_min(0))  # (B, L, dim)
+
+
 class StartAnchoredEncoder(SequenceEncoder):
     """Positions counted from the oldest item of each (left-padded) history, as RecBole's right padding
     counts them: item j of a history of n items sits at position j, not at max_len - n + j."""
 
+    def __init__(self, n_items: int, dim: int, max_len: int, *args, **kwargs):
+        super().__init__(n_items, dim, max_len, *args, **kwargs)
+        weight = self.position_embedding.weight
+        self.position_embedding = PositionsFromOldest(max_len, dim)
+        self.position_embedding.weight = weight  # as the encoder initialised it
+
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        pad = (seq == self.n_items).sum(1, keepdim=True)  # (B, 1): left padding of each history
-        positions = (torch.arange(seq.shape[1], device=seq.device) - pad).clamp_min(0)  # (B, L)
-        x = self.drop(self.item_embedding(seq) + self.position_embedding(positions))
-        if not self.norm_first:
-            x = self.input_norm(x)
-        allowed = self.attention_mask(seq)
-        for block in self.blocks:
-            x = block(x, allowed)
-        return self.input_norm(x) if self.norm_first else x
+        self.position_embedding.pad = (seq == self.n_items).sum(1, keepdim=True)
+        return super().forward(seq)
 
 
 def variant_model(post_ln: bool, bpr: bool, start_positions: bool, **params) -> SASRec:
@@ -88,19 +99,6 @@ def variant_model(post_ln: bool, bpr: bool, start_positions: bool, **params) -> 
     return Variant(**params)
 
 
-def full_ranking_criterion(split, seed: int):
-    """RecBole's stopping criterion: full-ranking NDCG@10 on the validation samples (train and valid
-    positives masked; the test part never reaches it)."""
-    seen = split.matrix(("train", "valid"))
-
-    def criterion(model) -> float:
-        res = evaluate(model.scorer("valid"), split.valid, seen, split.n_items, protocols=("full",), ks=(10,),
-                       seed=seed, progress=False)
-        return float(res.loc[res.metric == "NDCG", "value"].iloc[0])
-
-    return criterion
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="ml-100k")
@@ -122,7 +120,7 @@ def main():
     folder = ROOT / "results" / "checkpoints" / "sasrec-variants" / entry.replace("/", "_")
     start = time.perf_counter()
     with train.resumable(folder):
-        model.fit(split, validate=full_ranking_criterion(split, args.seed) if switches["select_full"] else None)
+        model.fit(split, validate=validation_criterion(split, args.seed, "full" if switches["select_full"] else "in_batch"))
     fit_seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         with_history = export(split, Path(tmp), "x")

@@ -217,3 +217,6 @@ def test_default_ranks_are_pinned():
 
     digest.update(np.float64(validation_criterion(split, seed=5)(Model())).tobytes())
     assert (EVALUATOR_VERSION, digest.hexdigest()[:16]) == (1, "443c67300a270b0a")
+    full = evaluate(scorer, samples, known, n_items, protocols=("full",), ks=(10,), seed=5, progress=False)
+    by_full = validation_criterion(split, seed=5, protocol="full")(Model())  # RecBole's selection (sasrec_variants)
+    assert by_full == full.set_index("metric").value["NDCG"] != validation_criterion(split, seed=5)(Model())
