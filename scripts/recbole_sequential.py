@@ -33,6 +33,13 @@ part of the model's entry, so ours is compared with RecBole on RecBole's own sch
 
     python scripts/recbole_sequential.py --models SASRec --cached --ours-train-on prefixes --recbole-patience 20
 
+``--resume`` saves RecBole's training state after every epoch (``results/checkpoints/recbole-sequential/``;
+commit it to carry a run to another sitting) and continues from it when run again with the same arguments;
+the entry records ``resumed`` and ``train_seconds`` (all epochs, every sitting). A resumed run trains and stops
+as an uninterrupted one, though not bit for bit (see the runner).
+
+    python scripts/recbole_sequential.py --models BERT4Rec --cached --resume
+
 ``--speed-epochs N`` compares speed only: in this one run it trains ours for N epochs on each training
 scheme (its own, "sequences", and RecBole's, "prefixes") and RecBole's model for N epochs, and writes
 seconds per training epoch (validation excluded) and the ratio ours / RecBole to the ``ratios_vs_recbole``
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +74,7 @@ from dqrec.registry import make_model  # noqa: E402
 
 RECBOLE_PYTHON = "/work/venvs/recbole/bin/python"
 RECBOLE_LOCK = "/work/venvs/recbole.lock"
+RESUME = ROOT / "results" / "checkpoints" / "recbole-sequential"
 MAX_LEN = 50
 RECBOLE_CONFIG = {  # RecBole's names for our models' hyper-parameters
     "SASRec": dict(hidden_size=64, inner_size=256, n_layers=2, n_heads=1, hidden_dropout_prob=0.2,
@@ -154,14 +163,19 @@ def ours_from_cache(dataset: str, kind: str, model_name: str, seed: int, test_h,
                 note="the paper profile's cached Table 1 run (seconds per epoch include validation)")
 
 
-def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int, patience: int = 5) -> np.lib.npyio.NpzFile:
+def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int, patience: int = 5,
+                resume_dir: Path | None = None) -> np.lib.npyio.NpzFile:
     """RecBole's ``model_name`` trained on the exported files ``tmp/name`` (at most ``epochs`` epochs, stopped
-    after ``patience`` epochs without a better validation score)."""
+    after ``patience`` epochs without a better validation score); with ``resume_dir``, its training state is
+    saved there after every epoch and a run started again continues from it."""
     npz = Path(tmp) / f"{model_name}.npz"
     runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
+    config = RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN, "stopping_step": patience}
+    if resume_dir is not None:
+        resume_dir.mkdir(parents=True, exist_ok=True)
+        config["resume_dir"] = str(resume_dir)
     subprocess.run(["flock", RECBOLE_LOCK, RECBOLE_PYTHON, runner, tmp, name, model_name, str(epochs), str(seed),
-                    str(npz), json.dumps(RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN, "stopping_step": patience})],
-                   check=True, cwd=tmp)
+                    str(npz), json.dumps(config)], check=True, cwd=tmp)
     return np.load(npz)
 
 
@@ -196,6 +210,9 @@ def main():
                     help="with --cached: ours' run on this training scheme, in an entry of its own")
     ap.add_argument("--recbole-patience", type=int, default=5,
                     help="RecBole's stopping_step (default 5, ours' patience); another value gets its own entry")
+    ap.add_argument("--resume", action="store_true",
+                    help="save RecBole's training state every epoch under results/checkpoints/recbole-sequential/ "
+                         "and continue from it when started again (a long run over several sittings)")
     ap.add_argument("--speed-epochs", type=int, default=0,
                     help="only time N training epochs of each side (ours on both schemes) and write the ratios")
     args = ap.parse_args()
@@ -240,8 +257,10 @@ def main():
                 ours_part = dict(test_with_history=metrics(ours, test_h, split), test_all=metrics(ours, test, split),
                                  epochs_run=len(hist), best_epoch=ours.trainer_.best_epoch_,
                                  seconds_per_epoch=float(np.median(ours_epoch)), fit_seconds=fit_seconds)
+            resume_dir = RESUME / entry.replace("/", "_") if args.resume else None
+            resumed = resume_dir is not None and (resume_dir / "state.pth").exists()
             t0 = time.time()
-            rb = run_recbole(tmp, name, model_name, args.epochs, args.seed, args.recbole_patience)
+            rb = run_recbole(tmp, name, model_name, args.epochs, args.seed, args.recbole_patience, resume_dir)
             recbole_seconds = time.time() - t0
             table = ScoreTable(rb["rows"], rb["scores"], rb["items"], split.n_items)
             report[entry] = dict(
@@ -249,6 +268,7 @@ def main():
                 ours=ours_part,
                 recbole=dict(test_with_history=metrics(table, test_h, split), epochs_run=int(len(rb["epoch_seconds"])),
                              seconds_per_epoch=float(np.median(rb["epoch_seconds"])), run_seconds=recbole_seconds,
+                             resumed=resumed, train_seconds=float(np.sum(rb["epoch_seconds"])),
                              patience=args.recbole_patience, best_epoch=int(np.argmax(rb["valid_scores"])) + 1,
                              valid_curve=[round(float(v), 5) for v in rb["valid_scores"]], config=RECBOLE_CONFIG[model_name]),
                 speed_ratio_recbole_over_ours=None if args.cached else  # a cached run's time is another run's
@@ -259,6 +279,8 @@ def main():
                 git_sha=git_sha(), machine=machine(), command=" ".join(sys.argv))
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=1))
+            if resume_dir is not None:  # the run landed: its training state is no longer needed
+                shutil.rmtree(resume_dir)
             print(json.dumps(report[entry], indent=1), flush=True)
 
 
