@@ -1,6 +1,6 @@
 """Which of RecBole's choices separate its SASRec from ours: our SASRec with some of them switched on.
 
-    python scripts/sasrec_variants.py --post-ln --bpr --start-positions --select-full   # RecBole's four
+    python scripts/sasrec_variants.py --post-ln --bpr --start-positions --select-full --one-ffn-dropout  # all
     python scripts/sasrec_variants.py --bpr                                             # one at a time
 
 On RecBole's training scheme (one prefix per target) and our exact split, our SASRec was above RecBole 1.2.1's
@@ -14,9 +14,12 @@ be the reason (its patience 20 kept the same best epoch). What still differs, ea
 ``--start-positions``  RecBole right-pads a history, so position 0 is its oldest item; ours, as the authors'
                        code, left-pads, so position max_len - 1 is always the latest item.
 ``--select-full``      RecBole stops on full-ranking validation NDCG@10; ours on in-batch NDCG@10.
+``--one-ffn-dropout``  RecBole's feed-forward drops out after its second layer only; ours, as SASRec's code,
+                       after each of its two layers.
 
-Initialisation (normal, sd 0.02), dropout, sizes, optimiser, batch and the sampled negative (an item the user
-has no training positive with) are the same on both sides. Each variant trains on prefixes with the paper
+Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser, batch and the sampled negative (an item the
+user has no training positive with) are the same on both sides; not switched here: RecBole's LayerNorm eps
+(1e-12 against torch's 1e-5) and, post-LN, its input LayerNorm before the dropout (ours after). Each variant trains on prefixes with the paper
 profile's settings (patience 5), checkpointed each epoch under ``results/checkpoints/sasrec-variants/...`` (run
 again to resume), and is scored by our evaluator on the test samples with a history (the set RecBole is
 scored on) and on all of them. Writes one entry per variant to ``results/sasrec_variants.json``.
@@ -42,11 +45,11 @@ from recbole_sequential import MAX_LEN, export, metrics  # noqa: E402
 
 from dqrec import data, train  # noqa: E402
 from dqrec.baselines.sasrec import SASRec  # noqa: E402
-from dqrec.baselines.sequential import SequenceEncoder  # noqa: E402
+from dqrec.baselines.sequential import Block, SequenceEncoder  # noqa: E402
 from dqrec.evaluate import validation_criterion  # noqa: E402
 from dqrec.experiment import git_sha, machine, profile_params  # noqa: E402
 
-SWITCHES = ("post_ln", "bpr", "start_positions", "select_full")
+SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout")
 OUT = ROOT / "results" / "sasrec_variants.json"
 
 
@@ -76,21 +79,30 @@ class StartAnchoredEncoder(SequenceEncoder):
         return super().forward(seq)
 
 
-def variant_model(post_ln: bool, bpr: bool, start_positions: bool, **params) -> SASRec:
-    """Our SASRec (``params``: its constructor's) with the switched-on RecBole choices."""
+class OneDropoutFeedForwardBlock(Block):
+    """RecBole's feed-forward: dropout after its second layer only (SASRec's code and ours: after each)."""
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.ff2(self.act(self.ff1(x))))
+
+
+def variant_model(switches: dict, **params) -> SASRec:
+    """Our SASRec (``params``: its constructor's) with the RecBole choices ``switches`` (name -> on) turns on."""
 
     class Variant(SASRec):
-        norm_first = not post_ln
+        norm_first = not switches["post_ln"]
 
         def build_net(self, split):
-            if not start_positions:
-                return super().build_net(split)
-            return StartAnchoredEncoder(split.n_items, self.dim, self.max_len, self.n_blocks, self.n_heads,
-                                        self.dropout, causal=self.causal, norm_first=self.norm_first,
-                                        activation=self.activation)
+            net = super().build_net(split) if not switches["start_positions"] else StartAnchoredEncoder(
+                split.n_items, self.dim, self.max_len, self.n_blocks, self.n_heads, self.dropout, causal=self.causal,
+                norm_first=self.norm_first, activation=self.activation)
+            if switches["one_ffn_dropout"]:
+                for block in net.blocks:  # same weights, as initialised; only the forward differs
+                    block.__class__ = OneDropoutFeedForwardBlock
+            return net
 
         def train_loss(self, batch):
-            if not bpr:
+            if not switches["bpr"]:
                 return super().train_loss(batch)
             rep, emb = self.represent(batch), self.net_.item_embedding
             pos, neg = (rep * emb(batch["target"])).sum(-1), (rep * emb(batch["negative"])).sum(-1)
@@ -114,9 +126,8 @@ def main():
 
     params = profile_params("paper", progress=False)
     split = data.prepare(data.load(args.dataset), args.split, seq_len=params["seq_len"], seed=0)
-    model = variant_model(switches["post_ln"], switches["bpr"], switches["start_positions"], max_len=MAX_LEN,
-                          epochs=params["epochs"], patience=params["patience"], seed=args.seed, progress=True,
-                          train_on="prefixes")
+    model = variant_model(switches, max_len=MAX_LEN, epochs=params["epochs"], patience=params["patience"],
+                          seed=args.seed, progress=True, train_on="prefixes")
     folder = ROOT / "results" / "checkpoints" / "sasrec-variants" / entry.replace("/", "_")
     start = time.perf_counter()
     with train.resumable(folder):

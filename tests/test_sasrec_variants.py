@@ -47,10 +47,14 @@ def test_start_positions_keep_an_items_position_when_a_later_item_arrives():
     assert not torch.allclose(base(longer)[0, -4:-1], base(short)[0, -3:])
 
 
+def switched(*on):
+    return {name: name in on for name in variants.SWITCHES}
+
+
 def test_switches_off_is_our_sasrec_and_each_switch_changes_what_it_names():
     split = make_split(item_cycle(40))
     kw = dict(dim=16, max_len=MAX_LEN, epochs=1, batch_size=64, progress=False, device="cpu", train_on="prefixes")
-    ours, same = SASRec(**kw), variants.variant_model(False, False, False, **kw)
+    ours, same = SASRec(**kw), variants.variant_model(switched(), **kw)
     for m in (ours, same):
         m.setup(split)
     assert type(same.net_) is SequenceEncoder and same.net_.norm_first
@@ -58,13 +62,35 @@ def test_switches_off_is_our_sasrec_and_each_switch_changes_what_it_names():
     ours.net_.eval(), same.net_.eval()
     torch.testing.assert_close(same.train_loss(batch), ours.train_loss(batch))
 
-    bpr = variants.variant_model(False, True, False, **kw)
+    bpr = variants.variant_model(switched("bpr"), **kw)
     bpr.setup(split)
     bpr.net_.eval()
     rep, emb = bpr.represent(batch), bpr.net_.item_embedding
     margin = (rep * emb(batch["target"])).sum(-1) - (rep * emb(batch["negative"])).sum(-1)
     torch.testing.assert_close(bpr.train_loss(batch), -F.logsigmoid(margin).mean())
 
-    post = variants.variant_model(True, False, True, **kw)
+    post = variants.variant_model(switched("post_ln", "start_positions"), **kw)
     post.setup(split)
     assert isinstance(post.net_, variants.StartAnchoredEncoder) and not post.net_.norm_first
+
+
+def test_one_feed_forward_dropout_drops_after_the_second_layer_only():
+    """RecBole's feed-forward: with dropout 0.5 in training, the first layer's activations are never
+    dropped (its output is the exact no-dropout output wherever not zeroed, scaled by 2), and the same weights
+    as ours (the block's class is swapped, not rebuilt)."""
+    torch.manual_seed(0)
+    ours = variants.Block(16, 2, 0.5, True, "relu").train()
+    x = torch.randn(4, 8, 16)
+    torch.manual_seed(1)
+    one = variants.Block(16, 2, 0.5, True, "relu")
+    one.load_state_dict(ours.state_dict())
+    one.__class__ = variants.OneDropoutFeedForwardBlock
+    clean = one.ff2(one.act(one.ff1(x)))
+    out = one.train().feed_forward(x)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], 2 * clean[kept])
+    assert 0.3 < kept.float().mean() < 0.7
+    m = variants.variant_model(switched("one_ffn_dropout"), dim=16, max_len=MAX_LEN, progress=False, device="cpu",
+                               train_on="prefixes")
+    m.setup(make_split(item_cycle(40)))
+    assert all(type(b) is variants.OneDropoutFeedForwardBlock for b in m.net_.blocks)
