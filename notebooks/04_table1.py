@@ -320,9 +320,10 @@ else:
 # - its BPR loss (ours: SASRec's binary cross-entropy with one negative, Eq. 7);
 # - its positions counted from the oldest item of a history (RecBole right-pads; ours count back from the latest
 #   item, as the authors' code does);
-# - its selection on full-ranking validation NDCG@10 (ours: in-batch).
+# - its selection on full-ranking validation NDCG@10 (ours: in-batch);
+# - its feed-forward, which drops out once, after its second layer (ours, as the authors' code, after each).
 #
-# Initialisation, sizes, dropout, optimiser and the sampled negative are the same on both sides. Each variant
+# Initialisation, sizes, dropout rate, optimiser and the sampled negative are the same on both sides. Each variant
 # trains on prefixes (seed 0, patience 5) and is scored like the rows above. If a variant lands on RecBole's
 # number, the choices it switches on are the gap.
 
