@@ -475,7 +475,7 @@ def sasrec_variants_summary(table: pd.DataFrame) -> str:
             said = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             parts.append(f"{said} {'together give' if len(names) > 1 else 'gives'} {r['Recall@10']:.4f} "
                          f"({(top - r['Recall@10']) / (top - bottom):.0%} of the gap closed)")
-        most = g[g.run.str.startswith("ours +")].replace("", np.nan).count(axis=1).idxmax() if parts else None
+        most = (g[list(SASREC_SWITCHES.values())] == "yes").sum(axis=1).idxmax() if parts else None
         rest = (g.loc[most, "Recall@10"] - bottom) / (top - bottom) if parts else 1.0
         lines.append(f"On {data}, our SASRec on prefixes reaches Recall@10 {top:.4f} and RecBole's {bottom:.4f}. "
                      "Switched on in ours, RecBole's " + "; ".join(parts) + ". "
