@@ -292,7 +292,8 @@ for kind in splits:
 # run. A sequential model trained on windows (ours' own scheme) appears again trained on prefixes, RecBole's
 # scheme, where that run of ours exists, and once more with RecBole given patience 20 (its `stopping_step`;
 # "patience" is ours / RecBole's) where that was run, to see whether RecBole's early stop is what separates
-# the two.
+# the two. Where a pair was run with more than one seed, its row holds the means and the sentence under the
+# tables gives each seed, to size the gap against the seed-to-seed noise.
 
 # %%
 reference = report.reference_comparison(results_dir("paper"))
@@ -306,7 +307,8 @@ if len(reference):
                                  else ""))))
     ndcg_rows = reference.dropna(subset=ndcg).reindex(columns=["model", "samples", "trained on", "patience", *ndcg])
     display(HTML(report.plain(ndcg_rows.dropna(axis=1, how="all"), "NDCG@10 of the same runs")))
-    display(Markdown(report.reference_gaps(reference) + " " + report.reference_patience(reference)))
+    display(Markdown(" ".join([report.reference_gaps(reference), report.reference_patience(reference),
+                               report.reference_seed_noise(results_dir("paper"))])))
 else:
     print("no reference comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py)")
 

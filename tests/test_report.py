@@ -276,6 +276,29 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     same = t.assign(**{"Recall@10 RecBole": 0.15})
     assert report.reference_patience(same).endswith("its early stop is not what separates the two.")
     assert report.reference_patience(t.iloc[:3]) == ""  # one patience per model: nothing to say
+    assert report.reference_seed_noise(tmp_path) == ""  # one seed each: no noise to size
+
+
+def test_reference_seeds_are_averaged_and_their_spread_sized(tmp_path):
+    import json
+
+    (tmp_path / "bench").mkdir()
+    side = lambda r, e: dict(epochs_run=e, train_on="prefixes", test_with_history={  # noqa: E731
+        "Recall@10": r, "NDCG@10": r / 2, "n_samples": 5376})
+    pair = lambda seed, ours, theirs: dict(model="SASRec", dataset="ml-100k", split="temporal", seed=seed,  # noqa: E731
+                                           max_epochs=200, ours=side(ours, 50), recbole=side(theirs, 20))
+    entries = {"s0": pair(0, 0.20, 0.16), "s1": pair(1, 0.18, 0.14), "smoke": dict(pair(2, 0.1, 0.3), max_epochs=1)}
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps(entries))
+    t = report.reference_comparison(tmp_path)
+    assert t.seeds.tolist() == ["2 / 2", "1 / 1"] and t.epochs.tolist() == ["50 / 20", "50 / 20 (capped)"]
+    assert t["Recall@10 ours"].round(4).tolist() == [0.19, 0.1] and t["Recall@10 RecBole"].round(4).tolist()[0] == 0.15
+    said = report.reference_seed_noise(tmp_path)  # gap 0.04, spreads 0.02 and 0.02; the smoke check is left out
+    assert "seeds 0 and 1: ours' Recall@10 0.2000, 0.1800 (spread 0.0200), RecBole's 0.1600, 0.1400" in said
+    assert said.endswith("+0.0400, is 2.0 times the larger spread: outside the seed noise these seeds show.")
+    entries["s2"] = pair(2, 0.15, 0.155)  # ours now spreads by 0.05 > the gap
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps(entries))
+    said = report.reference_seed_noise(tmp_path)
+    assert "seeds 0, 1 and 2" in said and said.endswith("inside the seed noise.")
 
 
 def test_sasrec_variants_sit_between_ours_and_recbole_with_the_gap_they_close(tmp_path):
@@ -283,9 +306,11 @@ def test_sasrec_variants_sit_between_ours_and_recbole_with_the_gap_they_close(tm
 
     assert report.sasrec_variants(tmp_path).empty  # no variant run: nothing shown
     (tmp_path / "bench").mkdir()
-    side = lambda r, e: dict(epochs_run=e, best_epoch=e - 5, test_with_history={"Recall@10": r, "NDCG@10": r / 2})  # noqa: E731
+    side = lambda r, e: dict(epochs_run=e, best_epoch=e - 5,  # noqa: E731
+                             test_with_history={"Recall@10": r, "NDCG@10": r / 2, "n_samples": 5376})
     (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps({
-        "ml-100k/temporal/SASRec/s0/ours-prefixes": dict(ours=side(0.20, 53), recbole=side(0.16, 17))}))
+        "ml-100k/temporal/SASRec/s0/ours-prefixes": dict(model="SASRec", dataset="ml-100k", split="temporal", seed=0,
+                                                         ours=side(0.20, 53), recbole=side(0.16, 17))}))
     off = dict.fromkeys(report.SASREC_SWITCHES, False)
     variant = lambda r, **on: dict(dataset="ml-100k", split="temporal", seed=0, switches=dict(off, **on),  # noqa: E731
                                    test_with_history={"Recall@10": r, "NDCG@10": r / 2}, epochs_run=20, best_epoch=15)
@@ -301,7 +326,19 @@ def test_sasrec_variants_sit_between_ours_and_recbole_with_the_gap_they_close(tm
     assert "reaches Recall@10 0.2000 and RecBole's 0.1600" in said
     assert "positions from the oldest item and full-ranking selection together give 0.1700 (75% of the gap closed)" in said
     assert "; BPR loss gives 0.1900 (25% of the gap closed)." in said
-    assert "With the most choices switched on, 25% of the gap remains" in said
+    assert "With the most choices switched on, 25% of the gap remains" in said and "one seed" in said
+    pairs = json.loads((tmp_path / "bench" / "recbole_sequential.json").read_text())
+    pairs["ml-100k/temporal/SASRec/s1/ours-prefixes"] = dict(pairs["ml-100k/temporal/SASRec/s0/ours-prefixes"], seed=1,
+                                                             ours=side(0.19, 40), recbole=side(0.155, 20))
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps(pairs))
+    t = report.sasrec_variants(tmp_path)
+    assert t["Recall@10"].tolist() == [0.20, 0.17, 0.19, 0.16]  # the variants' seed: another seed adds no row
+    said = report.sasrec_variants_summary(t)  # 0.01 remains; seeds spread by 0.01 and 0.005
+    assert "spreads by 0.0100 and RecBole's by 0.0050, so what remains is inside the seed noise." in said
+    pairs["ml-100k/temporal/SASRec/s1/ours-prefixes"]["ours"] = side(0.205, 40)  # spreads 0.005: 0.01 is outside
+    (tmp_path / "bench" / "recbole_sequential.json").write_text(json.dumps(pairs))
+    said = report.sasrec_variants_summary(report.sasrec_variants(tmp_path))
+    assert "Over seeds 0 and 1 ours' Recall@10 spreads by 0.0050" in said and "larger than the seed noise" in said
 
 
 def test_reference_gaps_sorts_rows_by_the_tolerance_around_ratio_one():
