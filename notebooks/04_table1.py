@@ -323,7 +323,9 @@ else:
 # - its positions counted from the oldest item of a history (RecBole right-pads; ours count back from the latest
 #   item, as the authors' code does);
 # - its selection on full-ranking validation NDCG@10 (ours: in-batch);
-# - its feed-forward, which drops out once, after its second layer (ours, as the authors' code, after each).
+# - its feed-forward, which drops out once, after its second layer (ours, as the authors' code, after each);
+# - its LayerNorm details: eps 10⁻¹² (torch's default 10⁻⁵), and on the input the LayerNorm before the dropout
+#   (ours after it).
 #
 # Initialisation, sizes, dropout rate, optimiser and the sampled negative are the same on both sides. Each variant
 # trains on prefixes (seed 0, patience 5) and is scored like the rows above. If a variant lands on RecBole's

@@ -16,10 +16,11 @@ be the reason (its patience 20 kept the same best epoch). What still differs, ea
 ``--select-full``      RecBole stops on full-ranking validation NDCG@10; ours on in-batch NDCG@10.
 ``--one-ffn-dropout``  RecBole's feed-forward drops out after its second layer only; ours, as SASRec's code,
                        after each of its two layers.
+``--recbole-layer-norm`` (with ``--post-ln``) RecBole's LayerNorm details: eps 1e-12 (torch's default: 1e-5) and,
+                       on the input, the LayerNorm before the dropout (ours: after).
 
 Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser, batch and the sampled negative (an item the
-user has no training positive with) are the same on both sides; not switched here: RecBole's LayerNorm eps
-(1e-12 against torch's 1e-5) and, post-LN, its input LayerNorm before the dropout (ours after). Each variant trains on prefixes with the paper
+user has no training positive with) are the same on both sides. Each variant trains on prefixes with the paper
 profile's settings (patience 5), checkpointed each epoch under ``results/checkpoints/sasrec-variants/...`` (run
 again to resume), and is scored by our evaluator on the test samples with a history (the set RecBole is
 scored on) and on all of them. Writes one entry per variant to ``results/sasrec_variants.json``.
@@ -49,7 +50,7 @@ from dqrec.baselines.sequential import Block, SequenceEncoder  # noqa: E402
 from dqrec.evaluate import validation_criterion  # noqa: E402
 from dqrec.experiment import git_sha, machine, profile_params  # noqa: E402
 
-SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout")
+SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout", "recbole_layer_norm")
 OUT = ROOT / "results" / "sasrec_variants.json"
 
 
@@ -99,6 +100,12 @@ def variant_model(switches: dict, **params) -> SASRec:
             if switches["one_ffn_dropout"]:
                 for block in net.blocks:  # same weights, as initialised; only the forward differs
                     block.__class__ = OneDropoutFeedForwardBlock
+            if switches["recbole_layer_norm"]:
+                for module in net.modules():
+                    if isinstance(module, nn.LayerNorm):
+                        module.eps = 1e-12
+                # post-LN, the encoder's input is input_norm(drop(x)): with the two swapped, drop(LayerNorm(x))
+                net.drop, net.input_norm = net.input_norm, net.drop
             return net
 
         def train_loss(self, batch):
@@ -121,6 +128,8 @@ def main():
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     switches = {name: getattr(args, name) for name in SWITCHES}
+    if switches["recbole_layer_norm"] and not switches["post_ln"]:
+        ap.error("--recbole-layer-norm changes RecBole's post-LN input; it needs --post-ln")
     variant = "+".join(n.replace("_", "-") for n, on in switches.items() if on) or "ours"
     entry = f"{args.dataset}/{args.split}/s{args.seed}/{variant}"
 

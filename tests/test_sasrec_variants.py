@@ -94,3 +94,26 @@ def test_one_feed_forward_dropout_drops_after_the_second_layer_only():
                                train_on="prefixes")
     m.setup(make_split(item_cycle(40)))
     assert all(type(b) is variants.OneDropoutFeedForwardBlock for b in m.net_.blocks)
+
+
+def test_recbole_layer_norm_normalises_the_input_before_its_dropout_with_eps_1e12(monkeypatch):
+    """RecBole's input is dropout(LayerNorm(item + position)): in training, every position's kept entries are
+    the LayerNorm'd input scaled by 1 / (1 - p) (after ours, LayerNorm(dropout(.)), they are not); every
+    LayerNorm of the net has eps 1e-12."""
+    kw = dict(dim=16, max_len=MAX_LEN, dropout=0.5, progress=False, device="cpu", train_on="prefixes")
+    m = variants.variant_model(switched("post_ln", "recbole_layer_norm"), **kw)
+    m.setup(make_split(item_cycle(40)))
+    net = m.net_
+    norms = [mod for mod in net.modules() if isinstance(mod, torch.nn.LayerNorm)]
+    assert len(norms) == 5 and all(n.eps == 1e-12 for n in norms)
+    net.blocks = torch.nn.ModuleList()  # the input alone
+    seq = torch.randint(0, N_ITEMS, (4, MAX_LEN))
+    x = net.item_embedding(seq) + net.position_embedding(torch.arange(MAX_LEN))
+    normed = F.layer_norm(x, (16,), net.drop.weight, net.drop.bias, 1e-12)
+    out = net.train()(seq)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], 2 * normed[kept])
+    assert 0.3 < kept.float().mean() < 0.7
+    monkeypatch.setattr("sys.argv", ["sasrec_variants.py", "--recbole-layer-norm"])
+    with pytest.raises(SystemExit):  # it changes the post-LN input: asked for without --post-ln, an error
+        variants.main()
