@@ -288,8 +288,8 @@ for kind in splits:
 # models are compared on all test samples and on the test users with a training history (most of this
 # split's test samples belong to users without one, where a graph model has nothing to propagate); the
 # sequential ones on the test samples with a history (RecBole cannot encode an empty sequence). What each
-# pair does differently is listed in the scripts; "capped" marks a one-epoch smoke check, not a converged
-# run. A sequential model trained on windows (ours' own scheme) appears again trained on prefixes, RecBole's
+# pair does differently is listed in the scripts; an epoch count marked "capped" is a smoke check of a few
+# epochs, not a converged run, and the sentence under the tables names it so. A sequential model trained on windows (ours' own scheme) appears again trained on prefixes, RecBole's
 # scheme, where that run of ours exists, and once more with RecBole given patience 20 (its `stopping_step`;
 # "patience" is ours / RecBole's) where that was run, to see whether RecBole's early stop is what separates
 # the two. Where a pair was run with more than one seed, its row holds the means and the sentence under the
