@@ -473,7 +473,7 @@ def reference_patience(reference: pd.DataFrame) -> str:
 
 SASREC_SWITCHES = {"post_ln": "post-LN", "bpr": "BPR loss", "start_positions": "positions from the oldest item",
                    "select_full": "full-ranking selection", "one_ffn_dropout": "one feed-forward dropout",
-                   "recbole_layer_norm": "LayerNorm eps and input order"}
+                   "recbole_layer_norm": "LayerNorm details"}  # eps, input order
 
 
 def sasrec_variants(results_dir: Path) -> pd.DataFrame:
