@@ -23,7 +23,9 @@ scheme ours trained on (``train_on``; RecBole always feeds one prefix per target
 
 ``--ours-train-on`` reads the cached run of ours trained on that scheme (``--set train_on=...`` of
 ``python -m dqrec.sweep run``) into its own entry (the key ends in ``/ours-<scheme>``), beside RecBole's
-part of the model's entry, so ours is compared with RecBole on RecBole's own scheme too.
+part of the model's entry, so ours is compared with RecBole on RecBole's own scheme too. With ``--resume
+--recbole-only`` RecBole's side trains while ours' run is still computing; its scores wait in its resume
+folder, and the same command without ``--recbole-only`` pairs them with ours once ours' run is cached.
 
     python scripts/recbole_sequential.py --speed-epochs 2
 
@@ -167,8 +169,11 @@ def run_recbole(tmp: str, name: str, model_name: str, epochs: int, seed: int, pa
                 resume_dir: Path | None = None) -> np.lib.npyio.NpzFile:
     """RecBole's ``model_name`` trained on the exported files ``tmp/name`` (at most ``epochs`` epochs, stopped
     after ``patience`` epochs without a better validation score); with ``resume_dir``, its training state is
-    saved there after every epoch and a run started again continues from it."""
-    npz = Path(tmp) / f"{model_name}.npz"
+    saved there after every epoch and a run started again continues from it, and the finished run's scores are
+    kept there (``scores.npz``) and read back by a later call."""
+    npz = Path(tmp) / f"{model_name}.npz" if resume_dir is None else resume_dir / "scores.npz"
+    if npz.exists():
+        return np.load(npz)
     runner = str(ROOT / "scripts" / "recbole_sequential_runner.py")
     config = RECBOLE_CONFIG[model_name] | {"MAX_ITEM_LIST_LENGTH": MAX_LEN, "stopping_step": patience}
     if resume_dir is not None:
@@ -213,11 +218,16 @@ def main():
     ap.add_argument("--resume", action="store_true",
                     help="save RecBole's training state every epoch under results/checkpoints/recbole-sequential/ "
                          "and continue from it when started again (a long run over several sittings)")
+    ap.add_argument("--recbole-only", action="store_true",
+                    help="with --resume: train RecBole's side only and keep its scores in its resume folder, before "
+                         "ours' run exists; run again with --cached --resume to pair the two")
     ap.add_argument("--speed-epochs", type=int, default=0,
                     help="only time N training epochs of each side (ours on both schemes) and write the ratios")
     args = ap.parse_args()
     if (args.keep_recbole_rows or args.ours_train_on) and not args.cached:
         ap.error("--keep-recbole-rows and --ours-train-on need --cached (ours from the run cache)")
+    if args.recbole_only and not args.resume:
+        ap.error("--recbole-only needs --resume (RecBole's scores are kept in its resume folder)")
     split = data.prepare(data.load(args.dataset), args.split)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -236,6 +246,11 @@ def main():
             base = f"{args.dataset}/{args.split}/{model_name}/s{args.seed}"
             entry = base + (f"/ours-{args.ours_train_on}" if args.ours_train_on else "") + (
                 f"/recbole-patience{args.recbole_patience}" if args.recbole_patience != 5 else "")
+            if args.recbole_only:
+                resume_dir = RESUME / entry.replace("/", "_")
+                run_recbole(tmp, name, model_name, args.epochs, args.seed, args.recbole_patience, resume_dir)
+                print(f"RecBole's {model_name} finished; its scores wait in {resume_dir} for ours' run", flush=True)
+                continue
             if args.cached:
                 ours_part = ours_from_cache(args.dataset, args.split, model_name, args.seed, test_h, args.ours_train_on)
                 ours_epoch = [ours_part["seconds_per_epoch"]]
