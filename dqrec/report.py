@@ -449,23 +449,26 @@ def reference_gaps(reference: pd.DataFrame, tolerance: float = 0.1) -> str:
     return text[0].upper() + text[1:]
 
 
-def reference_patience(reference: pd.DataFrame) -> str:
-    """Sentences on the rows of :func:`reference_comparison` that differ only in patience (ours / RecBole's):
-    per such pair, RecBole's Recall@10, the epochs each side ran and the ratio ours / RecBole under each, and
-    whether the longer patience moved RecBole's number (so whether its early stop explains the gap)."""
-    if "patience" not in reference:
-        return ""
+def reference_patience(results_dir: Path) -> str:
+    """Sentences on the sequential pairs of :func:`sequential_pairs` run with the same seed but another patience
+    (ours / RecBole's): per such pair, RecBole's Recall@10, the epochs each side ran and the ratio ours / RecBole
+    under each, and whether the longer patience moved RecBole's number (so whether its early stop explains the
+    gap). Seed by seed, so a mean over seeds is never set against one seed's run."""
+    seq = sequential_pairs(results_dir)
     lines = []
-    for (model, samples, scheme), g in reference.dropna(subset=["patience"]).groupby(
-            ["model", "samples", "trained on"], sort=False):
+    converged = seq if seq.empty else seq[~seq.capped]
+    for (model, n, scheme, seed), g in [] if seq.empty else converged.groupby(
+            ["model", "n_samples", "trained on", "seed"], sort=False):
         if g.patience.nunique() < 2:
             continue
         a, b = g.iloc[0], g.iloc[-1]
+        epochs, ratio = (lambda r: f"{r['epochs ours']} / {r['epochs RecBole']}"), (
+            lambda r: r["Recall@10 ours"] / r["Recall@10 RecBole"])
         moved = not np.isclose(a["Recall@10 RecBole"], b["Recall@10 RecBole"])
-        lines.append(f"{model} ({samples}, trained on {scheme}): with patience (ours / RecBole) {b.patience} instead of "
-                     f"{a.patience}, RecBole's Recall@10 is {b['Recall@10 RecBole']:.4f} against "
-                     f"{a['Recall@10 RecBole']:.4f} (epochs run, ours / RecBole: {b.epochs} against {a.epochs}), "
-                     f"ours / RecBole {b.ratio:.2f}x against {a.ratio:.2f}x: "
+        lines.append(f"{model} (with history ({n:,}), trained on {scheme}, seed {seed}): with patience (ours / RecBole) "
+                     f"{b.patience} instead of {a.patience}, RecBole's Recall@10 is {b['Recall@10 RecBole']:.4f} against "
+                     f"{a['Recall@10 RecBole']:.4f} (epochs run, ours / RecBole: {epochs(b)} against {epochs(a)}), "
+                     f"ours / RecBole {ratio(b):.2f}x against {ratio(a):.2f}x: "
                      + ("the longer patience moves RecBole's number." if moved else
                         "RecBole's number does not move, so its early stop is not what separates the two."))
     return " ".join(lines)

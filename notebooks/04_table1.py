@@ -307,7 +307,7 @@ if len(reference):
                                  else ""))))
     ndcg_rows = reference.dropna(subset=ndcg).reindex(columns=["model", "samples", "trained on", "patience", *ndcg])
     display(HTML(report.plain(ndcg_rows.dropna(axis=1, how="all"), "NDCG@10 of the same runs")))
-    display(Markdown(" ".join([report.reference_gaps(reference), report.reference_patience(reference),
+    display(Markdown(" ".join([report.reference_gaps(reference), report.reference_patience(results_dir("paper")),
                                report.reference_seed_noise(results_dir("paper"))])))
 else:
     print("no reference comparison has been run (scripts/recbole_compare.py, scripts/recbole_sequential.py)")

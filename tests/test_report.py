@@ -270,12 +270,23 @@ def test_reference_comparison_pairs_ours_with_recbole(tmp_path):
     text = report.reference_gaps(t)
     assert "SASRec (with history (5,376), trained on sequences / prefixes, patience 5 / 20): 0.90x" in text
     assert "SASRec (with history (5,376), trained on sequences / prefixes): 1.20x" in text
-    said = report.reference_patience(t)
+    said = report.reference_patience(tmp_path)
+    assert "seed 0): with patience (ours / RecBole) 5 / 20 instead of 5 / 5" in said
     assert "RecBole's Recall@10 is 0.2000 against 0.1500" in said and "0.90x against 1.20x" in said
+    assert "(epochs run, ours / RecBole: 22 / 60 against 22 / 17)" in said
     assert said.endswith("the longer patience moves RecBole's number.")
-    same = t.assign(**{"Recall@10 RecBole": 0.15})
-    assert report.reference_patience(same).endswith("its early stop is not what separates the two.")
-    assert report.reference_patience(t.iloc[:3]) == ""  # one patience per model: nothing to say
+    path = tmp_path / "bench" / "recbole_sequential.json"
+    same = dict(longer, recbole=dict(longer["recbole"], test_with_history=seq["recbole"]["test_with_history"]))
+    path.write_text(json.dumps({"ml-100k/temporal/SASRec/s0": seq, "ml-100k/temporal/SASRec/s0/recbole-patience20": same}))
+    assert report.reference_patience(tmp_path).endswith("its early stop is not what separates the two.")
+    other_seed = dict(seq, seed=1, recbole=dict(seq["recbole"], test_with_history=dict(
+        seq["recbole"]["test_with_history"], **{"Recall@10": 0.1})))  # a second seed at patience 5: not compared
+    path.write_text(json.dumps({"ml-100k/temporal/SASRec/s1": other_seed, "ml-100k/temporal/SASRec/s0": seq,
+                                "ml-100k/temporal/SASRec/s0/recbole-patience20": same}))
+    said = report.reference_patience(tmp_path)
+    assert "0.1500 against 0.1500" in said and "seed 1" not in said  # seed 0 against seed 0, not the mean
+    path.write_text(json.dumps({"ml-100k/temporal/SASRec/s0": seq}))
+    assert report.reference_patience(tmp_path) == ""  # one patience per model: nothing to say
     assert report.reference_seed_noise(tmp_path) == ""  # one seed each: no noise to size
 
 
