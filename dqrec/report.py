@@ -353,7 +353,7 @@ def reference_comparison(results_dir: Path) -> pd.DataFrame:
                      dict(model=model, samples="warm users", seeds=f"{int(ours.seeds)} / {int(ref.seeds)}",
                           **{"Recall@10 ours": ours.warm, "Recall@10 RecBole": ref.warm})]
     seq = sequential_pairs(results_dir)
-    for (model, n, scheme, patience, capped), g in [] if seq.empty else seq.groupby(["model", "n_samples", "trained on", "patience", "capped"],
+    for (model, n, scheme, patience, capped), g in seq.groupby(["model", "n_samples", "trained on", "patience", "capped"],
                                                                sort=False):
         rows.append(dict(model=model, samples=f"with history ({n:,})", seeds=f"{len(g)} / {len(g)}",
                          **{"trained on": scheme, "patience": patience},
@@ -393,7 +393,10 @@ def sequential_pairs(results_dir: Path) -> pd.DataFrame:
                      "capped": v.get("max_epochs", 200) < 5,
                      **{f"{m} {side}": part[m] for m in ("Recall@10", "NDCG@10") for side, part in (("ours", o), ("RecBole", r))},
                      "epochs ours": v["ours"]["epochs_run"], "epochs RecBole": v["recbole"]["epochs_run"]})
-    return pd.DataFrame(rows)
+    columns = ["model", "dataset", "split", "seed", "n_samples", "trained on", "patience", "capped",
+               *(f"{m} {side}" for m in ("Recall@10", "NDCG@10") for side in ("ours", "RecBole")), "epochs ours",
+               "epochs RecBole"]
+    return pd.DataFrame(rows, columns=columns).astype({"capped": bool})
 
 
 def reference_seed_noise(results_dir: Path) -> str:
@@ -403,19 +406,18 @@ def reference_seed_noise(results_dir: Path) -> str:
     first look at the noise, not a test."""
     seq = sequential_pairs(results_dir)
     lines = []
-    converged = seq if seq.empty else seq[~seq.capped]
-    keys = ["model", "n_samples", "trained on", "patience"]
-    for (model, n, scheme, patience), g in [] if seq.empty else converged.groupby(keys, sort=False):
+    for (model, n, scheme, patience), g in seq[~seq.capped].groupby(["model", "n_samples", "trained on", "patience"],
+                                                                   sort=False):
         if g.seed.nunique() < 2:
             continue
         g = g.sort_values("seed")
         seeds = _enumerate(map(str, g.seed))
         ours, theirs = g["Recall@10 ours"], g["Recall@10 RecBole"]
-        spread = max(ours.max() - ours.min(), theirs.max() - theirs.min())
+        spread = max(np.ptp(ours), np.ptp(theirs))
         gap = ours.mean() - theirs.mean()
         lines.append(f"{model} (with history ({n:,}), trained on {scheme}, patience {patience}), seeds {seeds}: ours' "
-                     f"Recall@10 {', '.join(f'{x:.4f}' for x in ours)} (spread {ours.max() - ours.min():.4f}), RecBole's "
-                     f"{', '.join(f'{x:.4f}' for x in theirs)} (spread {theirs.max() - theirs.min():.4f}); the gap "
+                     f"Recall@10 {', '.join(f'{x:.4f}' for x in ours)} (spread {np.ptp(ours):.4f}), RecBole's "
+                     f"{', '.join(f'{x:.4f}' for x in theirs)} (spread {np.ptp(theirs):.4f}); the gap "
                      f"between the means, {gap:+.4f}, is "
                      + (f"{abs(gap) / spread:.1f} times the larger spread: outside the seed noise these seeds show."
                         if abs(gap) > spread else "no larger than the seeds' spread: inside the seed noise."))
@@ -456,9 +458,8 @@ def reference_patience(results_dir: Path) -> str:
     gap). Seed by seed, so a mean over seeds is never set against one seed's run."""
     seq = sequential_pairs(results_dir)
     lines = []
-    converged = seq if seq.empty else seq[~seq.capped]
-    for (model, n, scheme, seed), g in [] if seq.empty else converged.groupby(
-            ["model", "n_samples", "trained on", "seed"], sort=False):
+    for (model, n, scheme, seed), g in seq[~seq.capped].groupby(["model", "n_samples", "trained on", "seed"],
+                                                               sort=False):
         if g.patience.nunique() < 2:
             continue
         a, b = g.iloc[0], g.iloc[-1]
@@ -511,12 +512,11 @@ def sasrec_variants(results_dir: Path) -> pd.DataFrame:
         group.insert(len(group) - 1 if group and group[-1]["run"] == "RecBole 1.2.1" else len(group), row)
     table = pd.DataFrame([row for group in groups.values() for row in group])
     seq = sequential_pairs(results_dir)
-    if len(seq):
-        same = seq[(seq.model == "SASRec") & (seq["trained on"] == "prefixes / prefixes") & (seq.patience == "5 / 5")
-                   & ~seq.capped]
-        table.attrs["seed_spread"] = {
-            f"{d} {s}": dict(seeds=sorted(g.seed), ours=np.ptp(g["Recall@10 ours"]), RecBole=np.ptp(g["Recall@10 RecBole"]))
-            for (d, s), g in same.groupby(["dataset", "split"]) if g.seed.nunique() > 1}
+    same = seq[(seq.model == "SASRec") & (seq["trained on"] == "prefixes / prefixes") & (seq.patience == "5 / 5")
+               & ~seq.capped]
+    table.attrs["seed_spread"] = {
+        f"{d} {s}": dict(seeds=sorted(g.seed), ours=np.ptp(g["Recall@10 ours"]), RecBole=np.ptp(g["Recall@10 RecBole"]))
+        for (d, s), g in same.groupby(["dataset", "split"]) if g.seed.nunique() > 1}
     return table
 
 
@@ -536,8 +536,8 @@ def sasrec_variants_summary(table: pd.DataFrame) -> str:
             parts.append(f"{said} {'together give' if len(names) > 1 else 'gives'} {r['Recall@10']:.4f} "
                          f"({(top - r['Recall@10']) / (top - bottom):.0%} of the gap closed)")
         most = (g[list(SASREC_SWITCHES.values())] == "yes").sum(axis=1).idxmax() if parts else None
-        rest = (g.loc[most, "Recall@10"] - bottom) / (top - bottom) if parts else 1.0
         left = (g.loc[most, "Recall@10"] if parts else top) - bottom
+        rest = left / (top - bottom)
         spread = table.attrs.get("seed_spread", {}).get(data.rsplit(" s", 1)[0])
         noise = ("not in these choices (nor explained yet), or seed noise, as each side has one seed." if spread is None
                  else f"{left:.4f} of Recall@10. Over seeds {_enumerate(map(str, spread['seeds']))} ours' Recall@10 "
