@@ -477,7 +477,8 @@ def reference_patience(results_dir: Path) -> str:
 
 SASREC_SWITCHES = {"post_ln": "post-LN", "bpr": "BPR loss", "start_positions": "positions from the oldest item",
                    "select_full": "full-ranking selection", "one_ffn_dropout": "one feed-forward dropout",
-                   "recbole_layer_norm": "LayerNorm details"}  # eps, input order
+                   "recbole_layer_norm": "LayerNorm details",  # eps, input order
+                   "recbole_negatives": "negative sampling"}  # any item but the target
 
 
 def sasrec_variants(results_dir: Path) -> pd.DataFrame:

@@ -90,7 +90,8 @@ RECBOLE_CONFIG = {  # RecBole's names for our models' hyper-parameters
 DIFFERENCES = {
     "SASRec": "ours: pre-LN blocks as SASRec's Eq. 5 plus a final LayerNorm, binary cross-entropy with one sampled "
               "negative (Eq. 7); RecBole: post-LN blocks with a LayerNorm on the input, BPR with one uniform "
-              "negative (RecBole has no BCE option for SASRec), one prefix per target.",
+              "negative that may be any item but the row's target (sequential models use RecBole's "
+              "RepeatableSampler; RecBole has no BCE option for SASRec), one prefix per target.",
     "BERT4Rec": "ours: training windows masked with rho = 0.2, targets train samples only; RecBole: one prefix per "
                 "target through its mask_itemseq transform (rho = 0.2, plus fine-tuning samples that mask only "
                 "the last item with ft_ratio 0.5).",

@@ -1,6 +1,7 @@
 """Which of RecBole's choices separate its SASRec from ours: our SASRec with some of them switched on.
 
-    python scripts/sasrec_variants.py --post-ln --bpr --start-positions --select-full --one-ffn-dropout  # all
+    python scripts/sasrec_variants.py --post-ln --bpr --start-positions --select-full --one-ffn-dropout \
+        --recbole-layer-norm --recbole-negatives                                          # all
     python scripts/sasrec_variants.py --bpr                                             # one at a time
 
 On RecBole's training scheme (one prefix per target) and our exact split, our SASRec was above RecBole 1.2.1's
@@ -18,9 +19,12 @@ be the reason (its patience 20 kept the same best epoch). What still differs, ea
                        after each of its two layers.
 ``--recbole-layer-norm`` (with ``--post-ln``) RecBole's LayerNorm details: eps 1e-12 (torch's default: 1e-5) and,
                        on the input, the LayerNorm before the dropout (ours: after).
+``--recbole-negatives`` RecBole's negative: any item but the sample's own target. Sequential models must be
+                       ``repeatable`` in RecBole, and its ``RepeatableSampler`` excludes only the row's positive,
+                       so a negative may be an item of the user's own history. Ours, as SASRec's code, draws an
+                       item the user has no training positive with.
 
-Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser, batch and the sampled negative (an item the
-user has no training positive with) are the same on both sides. Each variant trains on prefixes with the paper
+Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser and batch are the same on both sides. Each variant trains on prefixes with the paper
 profile's settings (patience 5), checkpointed each epoch under ``results/checkpoints/sasrec-variants/...`` (run
 again to resume), and is scored by our evaluator on the test samples with a history (the set RecBole is
 scored on) and on all of them. Writes one entry per variant to ``results/sasrec_variants.json``.
@@ -34,6 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -50,7 +55,8 @@ from dqrec.baselines.sequential import Block, SequenceEncoder  # noqa: E402
 from dqrec.evaluate import validation_criterion  # noqa: E402
 from dqrec.experiment import git_sha, machine, profile_params  # noqa: E402
 
-SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout", "recbole_layer_norm")
+SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout", "recbole_layer_norm",
+            "recbole_negatives")
 OUT = ROOT / "results" / "sasrec_variants.json"
 
 
@@ -87,6 +93,17 @@ class OneDropoutFeedForwardBlock(Block):
         return self.drop(self.ff2(self.act(self.ff1(x))))
 
 
+def other_than(targets: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """(B,) targets -> (B,) items drawn uniformly from the n_items, redrawn where equal to the target
+    (RecBole's RepeatableSampler: its used ids are the row's own positive only)."""
+    negatives = rng.integers(0, n_items, len(targets))
+    redraw = np.flatnonzero(negatives == targets)
+    while len(redraw):
+        negatives[redraw] = rng.integers(0, n_items, len(redraw))
+        redraw = redraw[negatives[redraw] == targets[redraw]]
+    return negatives
+
+
 def variant_model(switches: dict, **params) -> SASRec:
     """Our SASRec (``params``: its constructor's) with the RecBole choices ``switches`` (name -> on) turns on."""
 
@@ -107,6 +124,13 @@ def variant_model(switches: dict, **params) -> SASRec:
                 # post-LN, the encoder's input is input_norm(drop(x)): with the two swapped, drop(LayerNorm(x))
                 net.drop, net.input_norm = net.input_norm, net.drop
             return net
+
+        def with_negatives(self, batch, rng):
+            if not switches["recbole_negatives"]:
+                return super().with_negatives(batch, rng)
+            batch["negative"] = torch.from_numpy(other_than(batch["target"].cpu().numpy(), self.n_items_, rng)).to(
+                self.device_)
+            return batch
 
         def train_loss(self, batch):
             if not switches["bpr"]:

@@ -117,3 +117,23 @@ def test_recbole_layer_norm_normalises_the_input_before_its_dropout_with_eps_1e1
     monkeypatch.setattr("sys.argv", ["sasrec_variants.py", "--recbole-layer-norm"])
     with pytest.raises(SystemExit):  # it changes the post-LN input: asked for without --post-ln, an error
         variants.main()
+
+
+def test_recbole_negatives_exclude_only_the_target():
+    """RecBole's RepeatableSampler: a negative is never the row's own target, but may be an item of the user's
+    history (ours: never a training positive of the user); over the 30 items it is drawn uniformly."""
+    split = make_split(item_cycle(40))
+    kw = dict(dim=16, max_len=MAX_LEN, progress=False, device="cpu", train_on="prefixes")
+    rows = None
+    for on, may_be_positive in ((), False), (("recbole_negatives",), True):
+        m = variants.variant_model(switched(*on), **kw)
+        m.setup(split)
+        rows = m.train_rows_ if rows is None else rows
+        batches = [m.train_batch(rows, np.random.default_rng(s)) for s in range(20)]
+        negative = np.concatenate([b["negative"].numpy() for b in batches])
+        target = np.concatenate([b["target"].numpy() for b in batches])
+        users = np.tile(m.users_[rows], 20)
+        assert not (negative == target).any()
+        assert m.sampler_.is_positive(users, negative).any() == may_be_positive
+    counts = np.bincount(negative, minlength=N_ITEMS)
+    assert counts.min() > 0.5 * counts.mean()
