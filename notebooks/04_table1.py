@@ -325,9 +325,12 @@ else:
 # - its selection on full-ranking validation NDCG@10 (ours: in-batch);
 # - its feed-forward, which drops out once, after its second layer (ours, as the authors' code, after each);
 # - its LayerNorm details: eps 10⁻¹² (torch's default 10⁻⁵), and on the input the LayerNorm before the dropout
-#   (ours after it).
+#   (ours after it);
+# - its negative sampling: RecBole runs sequential models as "repeatable", and its `RepeatableSampler` keeps
+#   only the sample's own target out of a negative, so a negative may be an item of the user's history (ours, as
+#   SASRec's code: an item the user has no training positive with).
 #
-# Initialisation, sizes, dropout rate, optimiser and the sampled negative are the same on both sides. Each variant
+# Initialisation, sizes, dropout rate, optimiser and batch size are the same on both sides. Each variant
 # trains on prefixes (seed 0, patience 5) and is scored like the rows above. If a variant lands on RecBole's
 # number, the choices it switches on are the gap.
 
