@@ -522,32 +522,55 @@ def sasrec_variants(results_dir: Path) -> pd.DataFrame:
 
 
 def sasrec_variants_summary(table: pd.DataFrame) -> str:
-    """Sentences on :func:`sasrec_variants`: per data set, each variant's Recall@10 and the share of the gap
-    between ours and RecBole's it closes (100%: the switched choices are the whole gap; 0%: none of it)."""
-    lines = []
+    """Sentences on :func:`sasrec_variants`: per data set and seed, each variant's Recall@10 and the share of the
+    gap between ours and RecBole's it closes (100%: the switched choices are the whole gap; 0%: none of it); then,
+    per data set, what the variant with the most choices leaves of the gap, over the seeds it was run with,
+    against the seed-to-seed spread of ours, RecBole's and (with two seeds or more) that variant."""
+    labels = list(SASREC_SWITCHES.values())
+    lines, most = [], {}  # most: data set -> [(seed, ours, RecBole, the most-switched variant, its choices)]
     for data, g in table.groupby("data", sort=False):
         ours, theirs = g[g.run.str.startswith("ours (")], g[g.run == "RecBole 1.2.1"]
-        if ours.empty or theirs.empty:
+        variants = g[g.run.str.startswith("ours +")]
+        if ours.empty or theirs.empty or variants.empty:
             continue
         top, bottom = ours["Recall@10"].iloc[0], theirs["Recall@10"].iloc[0]
         parts = []
-        for _, r in g[g.run.str.startswith("ours +")].iterrows():
-            names = [label for label in SASREC_SWITCHES.values() if r.get(label) == "yes"]
-            said = _enumerate(names)
-            parts.append(f"{said} {'together give' if len(names) > 1 else 'gives'} {r['Recall@10']:.4f} "
+        for _, r in variants.iterrows():
+            names = [label for label in labels if r.get(label) == "yes"]
+            parts.append(f"{_enumerate(names)} {'together give' if len(names) > 1 else 'gives'} {r['Recall@10']:.4f} "
                          f"({(top - r['Recall@10']) / (top - bottom):.0%} of the gap closed)")
-        most = (g[list(SASREC_SWITCHES.values())] == "yes").sum(axis=1).idxmax() if parts else None
-        left = (g.loc[most, "Recall@10"] if parts else top) - bottom
-        rest = left / (top - bottom)
-        spread = table.attrs.get("seed_spread", {}).get(data.rsplit(" s", 1)[0])
-        noise = ("not in these choices (nor explained yet), or seed noise, as each side has one seed." if spread is None
-                 else f"{left:.4f} of Recall@10. Over seeds {_enumerate(map(str, spread['seeds']))} ours' Recall@10 "
-                 f"spreads by {spread['ours']:.4f} and RecBole's by {spread['RecBole']:.4f}, so what remains is "
-                 + ("larger than the seed noise: not in these choices, nor explained yet."
-                    if left > max(spread["ours"], spread["RecBole"]) else "inside the seed noise."))
+        full = variants.loc[(variants[labels] == "yes").sum(axis=1).idxmax()]
+        left = full["Recall@10"] - bottom
         lines.append(f"On {data}, our SASRec on prefixes reaches Recall@10 {top:.4f} and RecBole's {bottom:.4f}. "
                      "Switched on in ours, RecBole's " + "; ".join(parts) + ". "
-                     f"With the most choices switched on, {rest:.0%} of the gap remains: {noise}")
+                     f"With the most choices switched on, {left / (top - bottom):.0%} of the gap remains "
+                     f"({left:.4f} of Recall@10).")
+        dataset, seed = data.rsplit(" s", 1)
+        most.setdefault(dataset, []).append((int(seed), top, bottom, full["Recall@10"], tuple(full[labels])))
+    for dataset, runs in most.items():
+        choices = max(runs, key=lambda r: r[4].count("yes"))[4]
+        runs = [r for r in runs if r[4] == choices]  # the seeds of the most-switched variant
+        seeds, tops, bottoms, fulls, _ = zip(*runs)
+        spread = table.attrs.get("seed_spread", {}).get(dataset)
+        left = np.mean(fulls) - np.mean(bottoms)
+        if len(runs) > 1:
+            spreads = dict(ours=np.ptp(tops), RecBole=np.ptp(bottoms), variant=np.ptp(fulls))
+            lines.append(f"Over seeds {_enumerate(map(str, seeds))} on {dataset}, ours averages {np.mean(tops):.4f}, "
+                         f"RecBole's {np.mean(bottoms):.4f} and ours with the most choices switched on "
+                         f"{np.mean(fulls):.4f}: {left / (np.mean(tops) - np.mean(bottoms)):.0%} of the mean gap "
+                         f"remains ({left:.4f} of Recall@10). Seed to seed, Recall@10 spreads by {spreads['ours']:.4f} "
+                         f"(ours), {spreads['RecBole']:.4f} (RecBole's) and {spreads['variant']:.4f} (that variant), so "
+                         "what remains is " + ("inside the seed noise." if left <= max(spreads.values()) else
+                                               f"{left / max(spreads.values()):.1f} times the largest spread: not in "
+                                               "these choices, nor explained yet."))
+        elif spread is None:
+            lines.append("What remains is not in these choices (nor explained yet), or seed noise, as each side has "
+                         "one seed.")
+        else:
+            lines.append(f"Over seeds {_enumerate(map(str, spread['seeds']))} ours' Recall@10 spreads by "
+                         f"{spread['ours']:.4f} and RecBole's by {spread['RecBole']:.4f}, so what remains is "
+                         + ("larger than the seed noise: not in these choices, nor explained yet."
+                            if left > max(spread["ours"], spread["RecBole"]) else "inside the seed noise."))
     return " ".join(lines)
 
 
