@@ -331,8 +331,8 @@ else:
 #   SASRec's code: an item the user has no training positive with).
 #
 # Initialisation, sizes, dropout rate, optimiser and batch size are the same on both sides. Each variant
-# trains on prefixes (patience 5, seed 0; the variant with every choice also seed 1) and is scored like the rows above. If a variant lands on RecBole's
-# number, the choices it switches on are the gap.
+# trains on prefixes (patience 5, seed 0; the variant with every choice also seed 1) and is scored like the rows
+# above. If a variant lands on RecBole's number, the choices it switches on are the gap.
 
 # %%
 variants = report.sasrec_variants(results_dir("paper"))
