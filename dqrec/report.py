@@ -475,41 +475,43 @@ def reference_patience(results_dir: Path) -> str:
     return " ".join(lines)
 
 
-SASREC_SWITCHES = {"post_ln": "post-LN", "bpr": "BPR loss", "start_positions": "positions from the oldest item",
-                   "select_full": "full-ranking selection", "one_ffn_dropout": "one feed-forward dropout",
-                   "recbole_layer_norm": "LayerNorm details",  # eps, input order
-                   "recbole_negatives": "negative sampling"}  # any item but the target
+SASREC_SWITCHES = {  # scripts/sasrec_variants.py's switch: (its short name, what a sentence calls it)
+    "post_ln": ("post-LN", "post-LN"), "bpr": ("BPR", "BPR loss"),
+    "start_positions": ("positions", "positions from the oldest item"),
+    "select_full": ("selection", "full-ranking selection"), "one_ffn_dropout": ("FFN dropout", "one feed-forward dropout"),
+    "recbole_layer_norm": ("LayerNorm", "LayerNorm details"),  # eps, input order
+    "recbole_negatives": ("negatives", "negative sampling")}  # any item but the target
+CHOICES = "RecBole's choices switched on"
 
 
 def sasrec_variants(results_dir: Path) -> pd.DataFrame:
     """Our SASRec on prefixes with RecBole's choices switched on (``sasrec_variants.json``,
     scripts/sasrec_variants.py), between ours (no switch) and RecBole 1.2.1's SASRec on the same data, split
-    and seed (``bench/recbole_sequential.json``, ours' prefixes entry): one row per run, a column per switch
-    ("yes" where on), full-ranking Recall@10 / NDCG@10 on the test samples with a history, epochs run (best).
+    and seed (``bench/recbole_sequential.json``, ours' prefixes entry): one row per run: data (data set and split), seed,
+    run, the choices switched on (their short names, comma-separated), full-ranking Recall@10 / NDCG@10 on the test samples with a history, epochs run (best).
     Empty where no variant was run."""
     path = Path(results_dir) / "sasrec_variants.json"
     if not path.exists():
         return pd.DataFrame()
     reference = Path(results_dir) / "bench" / "recbole_sequential.json"
     pairs = json.loads(reference.read_text()) if reference.exists() else {}
-    blank = {label: "" for label in SASREC_SWITCHES.values()}
-    groups = {}  # data -> [ours, variants..., RecBole]
+    groups = {}  # (data, seed) -> [ours, variants..., RecBole]
     for v in json.loads(path.read_text()).values():
-        data = f"{v['dataset']} {v['split']} s{v['seed']}"
-        if data not in groups:
-            pair = pairs.get(f"{v['dataset']}/{v['split']}/SASRec/s{v['seed']}/ours-prefixes", {})
-            groups[data] = [dict(data=data, run=run, **blank,
+        data, seed = f"{v['dataset']} {v['split']}", v["seed"]
+        if (data, seed) not in groups:
+            pair = pairs.get(f"{v['dataset']}/{v['split']}/SASRec/s{seed}/ours-prefixes", {})
+            groups[data, seed] = [dict(data=data, seed=seed, run=run, **{CHOICES: ""},
                                  **{m: pair[side]["test_with_history"][m] for m in ("Recall@10", "NDCG@10")},
                                  epochs=f"{pair[side]['epochs_run']}" + (f" ({pair[side]['best_epoch']})"
                                                                          if "best_epoch" in pair[side] else ""))
                             for side, run in (("ours", "ours (SASRec's choices)"), ("recbole", "RecBole 1.2.1"))
                             if side in pair]
-        on = [label for k, label in SASREC_SWITCHES.items() if v["switches"].get(k)]  # a later switch: off
-        row = dict(data=data, run=f"ours + {len(on)} of RecBole's choices" if len(on) > 1 else f"ours + RecBole's {on[0]}",
-                   **(blank | dict.fromkeys(on, "yes")),
+        on = [short for k, (short, _) in SASREC_SWITCHES.items() if v["switches"].get(k)]  # a later switch: off
+        row = dict(data=data, seed=seed, run=f"ours + {len(on)} choices" if len(on) > 1 else f"ours + {on[0]}",
+                   **{CHOICES: ", ".join(on)},
                    **{m: v["test_with_history"][m] for m in ("Recall@10", "NDCG@10")},
                    epochs=f"{v['epochs_run']} ({v['best_epoch']})")
-        group = groups[data]
+        group = groups[data, seed]
         group.insert(len(group) - 1 if group and group[-1]["run"] == "RecBole 1.2.1" else len(group), row)
     table = pd.DataFrame([row for group in groups.values() for row in group])
     seq = sequential_pairs(results_dir)
@@ -526,9 +528,9 @@ def sasrec_variants_summary(table: pd.DataFrame) -> str:
     gap between ours and RecBole's it closes (100%: the switched choices are the whole gap; 0%: none of it); then,
     per data set, what the variant with the most choices leaves of the gap, over the seeds it was run with,
     against the seed-to-seed spread of ours, RecBole's and (with two seeds or more) that variant."""
-    labels = list(SASREC_SWITCHES.values())
+    phrase = dict(SASREC_SWITCHES.values())
     lines, most = [], {}  # most: data set -> [(seed, ours, RecBole, the most-switched variant, its choices)]
-    for data, g in table.groupby("data", sort=False):
+    for (data, seed), g in table.groupby(["data", "seed"], sort=False):
         ours, theirs = g[g.run.str.startswith("ours (")], g[g.run == "RecBole 1.2.1"]
         variants = g[g.run.str.startswith("ours +")]
         if ours.empty or theirs.empty or variants.empty:
@@ -536,19 +538,18 @@ def sasrec_variants_summary(table: pd.DataFrame) -> str:
         top, bottom = ours["Recall@10"].iloc[0], theirs["Recall@10"].iloc[0]
         parts = []
         for _, r in variants.iterrows():
-            names = [label for label in labels if r.get(label) == "yes"]
+            names = [phrase[label] for label in r[CHOICES].split(", ")]
             parts.append(f"{_enumerate(names)} {'together give' if len(names) > 1 else 'gives'} {r['Recall@10']:.4f} "
                          f"({(top - r['Recall@10']) / (top - bottom):.0%} of the gap closed)")
-        full = variants.loc[(variants[labels] == "yes").sum(axis=1).idxmax()]
+        full = variants.loc[variants[CHOICES].str.count(",").idxmax()]
         left = full["Recall@10"] - bottom
-        lines.append(f"On {data}, our SASRec on prefixes reaches Recall@10 {top:.4f} and RecBole's {bottom:.4f}. "
+        lines.append(f"On {data} s{seed}, our SASRec on prefixes reaches Recall@10 {top:.4f} and RecBole's {bottom:.4f}. "
                      "Switched on in ours, RecBole's " + "; ".join(parts) + ". "
                      f"With the most choices switched on, {left / (top - bottom):.0%} of the gap remains "
                      f"({left:.4f} of Recall@10).")
-        dataset, seed = data.rsplit(" s", 1)
-        most.setdefault(dataset, []).append((int(seed), top, bottom, full["Recall@10"], tuple(full[labels])))
+        most.setdefault(data, []).append((seed, top, bottom, full["Recall@10"], full[CHOICES]))
     for dataset, runs in most.items():
-        choices = max(runs, key=lambda r: r[4].count("yes"))[4]
+        choices = max(runs, key=lambda r: r[4].count(","))[4]
         runs = [r for r in runs if r[4] == choices]  # the seeds of the most-switched variant
         seeds, tops, bottoms, fulls, _ = zip(*runs)
         spread = table.attrs.get("seed_spread", {}).get(dataset)

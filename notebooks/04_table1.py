@@ -337,9 +337,10 @@ else:
 # %%
 variants = report.sasrec_variants(results_dir("paper"))
 if len(variants):
-    display(HTML(report.plain(variants, "Full-ranking Recall@10 and NDCG@10 on the test samples with a history: our "
-                              "SASRec trained on prefixes, with RecBole's choices switched on (yes), and RecBole "
-                              "1.2.1's SASRec; epochs run (best epoch)")))
+    display(HTML(report.plain(variants.drop(columns="data"), f"On {', '.join(variants.data.unique())}: full-ranking "
+                              "Recall@10 and NDCG@10 on the test samples with a history, our "
+                              "SASRec trained on prefixes, with RecBole's choices of the list above switched on, and "
+                              "RecBole 1.2.1's SASRec; epochs run (best epoch)")))
     display(Markdown(report.sasrec_variants_summary(variants)))
 else:
     print("no SASRec variant has been run (scripts/sasrec_variants.py)")
