@@ -487,9 +487,9 @@ CHOICES = "RecBole's choices switched on"
 def sasrec_variants(results_dir: Path) -> pd.DataFrame:
     """Our SASRec on prefixes with RecBole's choices switched on (``sasrec_variants.json``,
     scripts/sasrec_variants.py), between ours (no switch) and RecBole 1.2.1's SASRec on the same data, split
-    and seed (``bench/recbole_sequential.json``, ours' prefixes entry): one row per run: data (data set and split), seed,
-    run, the choices switched on (their short names, comma-separated), full-ranking Recall@10 / NDCG@10 on the test samples with a history, epochs run (best).
-    Empty where no variant was run."""
+    and seed (``bench/recbole_sequential.json``, ours' prefixes entry). One row per run: data (data set and
+    split), seed, run, the choices switched on (short names, comma-separated), full-ranking Recall@10 / NDCG@10
+    on the test samples with a history, epochs run (best). Empty where no variant was run."""
     path = Path(results_dir) / "sasrec_variants.json"
     if not path.exists():
         return pd.DataFrame()

@@ -24,8 +24,8 @@ be the reason (its patience 20 kept the same best epoch). What still differs, ea
                        so a negative may be an item of the user's own history. Ours, as SASRec's code, draws an
                        item the user has no training positive with.
 
-Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser and batch are the same on both sides. Each variant trains on prefixes with the paper
-profile's settings (patience 5), checkpointed each epoch under ``results/checkpoints/sasrec-variants/...`` (run
+Initialisation (normal, sd 0.02), dropout rate, sizes, optimiser and batch are the same on both sides. Each
+variant trains on prefixes with the paper profile's settings (patience 5), checkpointed each epoch under ``results/checkpoints/sasrec-variants/...`` (run
 again to resume), and is scored by our evaluator on the test samples with a history (the set RecBole is
 scored on) and on all of them. Writes one entry per variant to ``results/sasrec_variants.json``.
 """
@@ -54,6 +54,7 @@ from dqrec.baselines.sasrec import SASRec  # noqa: E402
 from dqrec.baselines.sequential import Block, SequenceEncoder  # noqa: E402
 from dqrec.evaluate import validation_criterion  # noqa: E402
 from dqrec.experiment import git_sha, machine, profile_params  # noqa: E402
+from dqrec.sampling import NegativeSampler  # noqa: E402
 
 SWITCHES = ("post_ln", "bpr", "start_positions", "select_full", "one_ffn_dropout", "recbole_layer_norm",
             "recbole_negatives")
@@ -93,17 +94,6 @@ class OneDropoutFeedForwardBlock(Block):
         return self.drop(self.ff2(self.act(self.ff1(x))))
 
 
-def other_than(targets: np.ndarray, n_items: int, rng: np.random.Generator) -> np.ndarray:
-    """(B,) targets -> (B,) items drawn uniformly from the n_items, redrawn where equal to the target
-    (RecBole's RepeatableSampler: its used ids are the row's own positive only)."""
-    negatives = rng.integers(0, n_items, len(targets))
-    redraw = np.flatnonzero(negatives == targets)
-    while len(redraw):
-        negatives[redraw] = rng.integers(0, n_items, len(redraw))
-        redraw = redraw[negatives[redraw] == targets[redraw]]
-    return negatives
-
-
 def variant_model(switches: dict, **params) -> SASRec:
     """Our SASRec (``params``: its constructor's) with the RecBole choices ``switches`` (name -> on) turns on."""
 
@@ -125,11 +115,16 @@ def variant_model(switches: dict, **params) -> SASRec:
                 net.drop, net.input_norm = net.input_norm, net.drop
             return net
 
+        def setup(self, split):
+            super().setup(split)
+            if switches["recbole_negatives"]:  # RecBole's RepeatableSampler: a row's used ids are its own target
+                rows = np.arange(len(split.samples))
+                self.row_sampler_ = NegativeSampler(rows, split.samples.item.to_numpy(), split.n_items)
+
         def with_negatives(self, batch, rng):
             if not switches["recbole_negatives"]:
                 return super().with_negatives(batch, rng)
-            batch["negative"] = torch.from_numpy(other_than(batch["target"].cpu().numpy(), self.n_items_, rng)).to(
-                self.device_)
+            batch["negative"] = torch.from_numpy(self.row_sampler_.sample(batch["rows"], rng)).to(self.device_)
             return batch
 
         def train_loss(self, batch):
